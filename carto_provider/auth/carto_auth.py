@@ -1,0 +1,217 @@
+"""``CartoAuth``: the seed's API (``carto-auth``), rebuilt on a safe token cache. No Airflow here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from carto_provider.auth.cache import DEFAULT_CACHE_DIR, CacheKey, TokenCache, secret_digest
+from carto_provider.auth.config import AUDIENCE, M2MCredentials, normalize_base_url, resolve_auth_url
+from carto_provider.auth.dw import (
+    DW_TOKEN_ASSUMED_LIFETIME,
+    DW_TOKEN_PATH,
+    build_dw_client,
+    parse_dw_token_response,
+)
+from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, new_session
+from carto_provider.auth.m2m import request_client_credentials_token
+from carto_provider.auth.session import authorized_request
+from carto_provider.auth.tokens import AccessToken
+
+if TYPE_CHECKING:
+    from google.cloud.bigquery import Client
+
+M2M_CACHE_FILENAME = "token_m2m.json"
+OAUTH_CACHE_FILENAME = "token_oauth.json"
+
+
+def default_cache_path(filename: str) -> Path:
+    """``~/.carto-auth/<filename>``, the seed's location."""
+    return Path(DEFAULT_CACHE_DIR).expanduser() / filename
+
+
+def m2m_cache_key(credentials: M2MCredentials, *, audience: str = AUDIENCE) -> CacheKey:
+    """The cache key of an M2M client: everything that changes the token, with the secret hashed."""
+    return CacheKey.of(
+        f"M2M client {credentials.client_id} at {credentials.auth_url}",
+        grant="client_credentials",
+        auth_url=credentials.auth_url,
+        audience=audience,
+        client_id=credentials.client_id,
+        secret=secret_digest(credentials.client_secret),
+        api_base_url=credentials.api_base_url,
+    )
+
+
+class CartoAuth:
+    """Authenticates with CARTO and hands out tokens and clients.
+
+    Build one with :meth:`from_m2m` (a credentials file), :meth:`from_m2m_credentials` (values, e.g.
+    from a secrets manager) or :meth:`from_oauth` (interactive login for local development).
+    Tokens come from a cache shared by every process of the user (see :mod:`.cache`), so creating
+    many ``CartoAuth`` objects costs nothing more than one.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_base_url: str,
+        cache: TokenCache,
+        cache_key: CacheKey,
+        fetch_token: Callable[[], AccessToken],
+        session: requests.Session | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        on_secret: Callable[[str], None] | None = None,
+        bigquery_api_endpoint: str | None = None,
+        dw_token_lifetime: float = DW_TOKEN_ASSUMED_LIFETIME,
+    ) -> None:
+        """Low-level constructor; prefer the ``from_*`` class methods.
+
+        ``on_secret`` is called once with every token value this object hands out or uses (Airflow
+        passes ``mask_secret``, so tokens become ``***`` in task logs).
+        """
+        self.api_base_url = normalize_base_url(api_base_url)
+        self.cache = cache
+        self.cache_key = cache_key
+        self.retry_policy = retry_policy
+        self.timeout = timeout
+        self.bigquery_api_endpoint = bigquery_api_endpoint
+        self.dw_token_lifetime = dw_token_lifetime
+        self._fetch_token = fetch_token
+        self._session = session or new_session()
+        self._on_secret = on_secret
+        self._seen: set[str] = set()
+
+    def __repr__(self) -> str:
+        return (
+            f"CartoAuth(api_base_url={self.api_base_url!r}, key={self.cache_key.label!r}, "
+            f"cache={self.cache!r})"
+        )
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_m2m(
+        cls,
+        filepath: str | os.PathLike[str],
+        cache_filepath: str | os.PathLike[str] | None = None,
+        use_cache: bool = True,
+        **kwargs: Any,
+    ) -> CartoAuth:
+        """Authenticate with an M2M credentials file (``api_base_url``, ``client_id``, ``client_secret``,
+        optional ``auth_url``).
+
+        ``cache_filepath`` defaults to ``~/.carto-auth/token_m2m.json``; ``use_cache=False`` keeps
+        tokens in this object only. Other keyword arguments go to the constructor.
+        """
+        return cls.from_m2m_credentials(
+            M2MCredentials.from_file(filepath), cache_filepath, use_cache, **kwargs
+        )
+
+    @classmethod
+    def from_m2m_credentials(
+        cls,
+        credentials: M2MCredentials,
+        cache_filepath: str | os.PathLike[str] | None = None,
+        use_cache: bool = True,
+        **kwargs: Any,
+    ) -> CartoAuth:
+        """Authenticate with M2M credentials given as values rather than a file."""
+        path = (cache_filepath or default_cache_path(M2M_CACHE_FILENAME)) if use_cache else None
+        session = kwargs.pop("session", None) or new_session()
+        policy = kwargs.get("retry_policy", DEFAULT_RETRY)
+        timeout = kwargs.get("timeout", DEFAULT_TIMEOUT)
+        return cls(
+            api_base_url=credentials.api_base_url,
+            cache=TokenCache(path, lock_timeout=kwargs.pop("lock_timeout", 60.0)),
+            cache_key=m2m_cache_key(credentials),
+            fetch_token=lambda: request_client_credentials_token(
+                credentials, session, policy=policy, timeout=timeout
+            ),
+            session=session,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_values(
+        cls, api_base_url: str, client_id: str, client_secret: str, auth_url: str | None = None, **kwargs: Any
+    ) -> CartoAuth:
+        """Shorthand for :meth:`from_m2m_credentials` with plain values."""
+        credentials = M2MCredentials.from_mapping(
+            {
+                "api_base_url": api_base_url,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "auth_url": auth_url or resolve_auth_url(),
+            },
+            source="The CARTO M2M credentials",
+        )
+        return cls.from_m2m_credentials(credentials, **kwargs)
+
+    # ------------------------------------------------------------------ tokens
+
+    def _remember(self, value: str) -> str:
+        if self._on_secret is not None and value not in self._seen:
+            self._seen.add(value)
+            self._on_secret(value)
+        return value
+
+    def get_token(self, *, min_ttl: float = 0.0) -> AccessToken:
+        """The current :class:`AccessToken` (value, expiry), refreshed when needed."""
+        token = self.cache.get(self.cache_key, self._fetch_token, min_ttl=min_ttl)
+        self._remember(token.value)
+        return token
+
+    def get_access_token(self, *, min_ttl: float = 0.0) -> str:
+        """A valid CARTO access token (``min_ttl``: seconds it must stay valid at least)."""
+        return self.get_token(min_ttl=min_ttl).value
+
+    def get_api_base_url(self) -> str:
+        """The CARTO API base URL, e.g. ``https://gcp-us-east1.api.carto.com``."""
+        return self.api_base_url
+
+    def _token_for_request(self, rejected: str | None) -> str:
+        token = self.cache.get(self.cache_key, self._fetch_token, rejected=rejected)
+        return self._remember(token.value)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Call the CARTO API (``path`` relative to the base URL) with the token handled.
+
+        A 401 refreshes the token once and retries once; transient failures are retried; any other
+        failure raises :class:`~carto_provider.auth.errors.CartoAPIError` with CARTO's error.
+        """
+        kwargs.setdefault("policy", self.retry_policy)
+        kwargs.setdefault("timeout", self.timeout)
+        return authorized_request(
+            self._session, self._token_for_request, self.api_base_url, method, path, **kwargs
+        )
+
+    # ------------------------------------------------------------------ CARTO Data Warehouse
+
+    def get_carto_dw_credentials(self) -> tuple[str, str]:
+        """``(project_id, token)`` for the CARTO Data Warehouse (BigQuery underneath)."""
+        response = self.request("GET", DW_TOKEN_PATH)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        project_id, token = parse_dw_token_response(body, api_base_url=self.api_base_url)
+        self._remember(token)
+        return project_id, token
+
+    def get_carto_dw_client(self, **client_kwargs: Any) -> Client:
+        """A ``google.cloud.bigquery.Client`` for the DW that keeps working past token expiry.
+
+        ``client_kwargs`` go to ``bigquery.Client`` (e.g. ``location``).
+        """
+        return build_dw_client(
+            self.get_carto_dw_credentials,
+            api_endpoint=client_kwargs.pop("api_endpoint", None) or self.bigquery_api_endpoint,
+            token_lifetime=self.dw_token_lifetime,
+            **client_kwargs,
+        )

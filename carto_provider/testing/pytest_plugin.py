@@ -1,0 +1,36 @@
+"""pytest fixtures for testing DAGs against the CARTO emulator (registered through ``pytest11``).
+
+* ``carto_emulator``: a running :class:`~carto_provider.testing.CartoEmulator`, fresh per test.
+* ``carto_connection``: sets ``AIRFLOW_CONN_CARTO_DEFAULT`` to the emulator, with a private token
+  cache directory, and returns the connection id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from carto_provider.testing.emulator import CartoEmulator
+
+
+@pytest.fixture
+def carto_emulator() -> Iterator[CartoEmulator]:
+    """A CARTO emulator on a free loopback port, stopped after the test."""
+    from carto_provider.testing.emulator import CartoEmulator
+
+    with CartoEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def carto_connection(carto_emulator: CartoEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """``carto_default`` pointing at the emulator, tokens cached under the test's temporary directory."""
+    cache_dir = tmp_path / "carto-token-cache"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CARTO_DEFAULT", carto_emulator.airflow_connection_json(token_cache_dir=str(cache_dir))
+    )
+    return "carto_default"

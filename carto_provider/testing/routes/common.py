@@ -1,0 +1,43 @@
+"""Helpers shared by the emulator's routes: CARTO-shaped errors and bearer-token checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from carto_provider.testing.routes import state_of
+from carto_provider.testing.state import IssuedToken
+
+
+class EmulatorHTTPError(Exception):
+    """Raised by routes; rendered as ``{"error": ..., "status": ...}`` like CARTO's API errors."""
+
+    def __init__(self, status: int, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.status = status
+        self.body = {"error": error, "status": status, **extra}
+
+
+def error_response(exc: EmulatorHTTPError) -> JSONResponse:
+    return JSONResponse(exc.body, status_code=exc.status)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token from ``Authorization: Bearer`` or CARTO's ``access_token`` query parameter."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.query_params.get("access_token") or None
+
+
+def require_api_token(request: Request) -> IssuedToken:
+    """The caller's valid CARTO token, or a CARTO-shaped 401."""
+    token = bearer_token(request)
+    if token is None:
+        raise EmulatorHTTPError(401, "Token not defined")
+    issued = state_of(request).check_token(token)
+    if issued is None:
+        raise EmulatorHTTPError(401, "Unauthorized: the token is invalid or has expired")
+    return issued

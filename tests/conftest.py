@@ -1,0 +1,67 @@
+"""Test set-up: an isolated Airflow (SQLite in a temporary AIRFLOW_HOME) and an isolated HOME.
+
+The environment is set before anything imports Airflow. The emulator fixtures (`carto_emulator`,
+`carto_connection`) come from the provider's own pytest plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_ROOT = Path(tempfile.mkdtemp(prefix="carto-provider-tests-"))
+_AIRFLOW_HOME = _ROOT / "airflow"
+_AIRFLOW_HOME.mkdir()
+(_ROOT / "home").mkdir()
+
+os.environ.update(
+    {
+        "HOME": str(_ROOT / "home"),  # nothing may touch the real ~/.carto-auth
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    }
+)
+os.environ.pop("CARTO_AUTH_URL", None)
+os.environ.pop("AIRFLOW_CONN_CARTO_DEFAULT", None)
+
+
+def airflow_cli() -> str:
+    """The ``airflow`` executable of the interpreter running the tests."""
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata database (once per test session)."""
+    subprocess.run([airflow_cli(), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def example_dag():
+    """Load a DAG object from ``example_dags/<file>.py`` by dag id."""
+
+    def load(dag_id: str, filename: str | None = None):
+        import importlib.util
+
+        path = REPO / "example_dags" / f"{filename or dag_id}.py"
+        spec = importlib.util.spec_from_file_location(f"example_dag_{dag_id}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for value in vars(module).values():
+            if getattr(value, "dag_id", None) == dag_id and hasattr(value, "test"):
+                return value
+        raise LookupError(dag_id)
+
+    return load
