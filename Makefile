@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 AIRFLOW_VERSION ?= 3.3.2
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: install demo test lint types pytest clean
+# Debian packages some test suites need (browser, servers); installed when missing (needs root).
+SYSTEM_PACKAGES ?=
+
+.PHONY: install system-deps demo test lint types pytest clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +18,13 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 install: $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 demo: install
 	$(BIN)/python -m carto_provider.testing.demo --dags-folder example_dags
