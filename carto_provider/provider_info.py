@@ -17,9 +17,9 @@ API_BASE_URL_PLACEHOLDER = "https://gcp-us-east1.api.carto.com"
 CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "auth_type": {
         "label": "Authentication type",
-        "description": "m2m: the M2M client below, for scheduled DAGs. "
+        "description": "m2m (default): the M2M Client ID and Client Secret, for scheduled DAGs. "
         "oauth: your own CARTO login cached by `carto-provider login`, for local development.",
-        "schema": {"type": ["string", "null"], "enum": ["m2m", "oauth", None], "default": "m2m"},
+        "schema": {"type": ["string", "null"], "enum": ["m2m", "oauth"], "default": "m2m"},
     },
     "auth_url": {
         "label": "Auth URL",
@@ -42,6 +42,20 @@ CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
         "(default ~/.carto-auth).",
         "schema": {"type": ["string", "null"]},
     },
+    "token_cache": {
+        "label": "Token cache",
+        "description": "local: one token per machine (file cache). redis: one token shared by every "
+        "worker and pod through Redis, encrypted with the client secret (default from [carto] token_cache).",
+        # No form default: Airflow 3 shows (and saves) "***" as the default of any field whose name
+        # contains "token", and blank lets [carto] token_cache decide.
+        "schema": {"type": ["string", "null"], "enum": ["local", "redis"]},
+    },
+    "token_cache_redis_url": {
+        "label": "Token cache Redis URL",
+        "description": "redis://[:password@]host:port/db for token_cache=redis, e.g. your Celery broker "
+        "with another db number (default from [carto] token_cache_redis_url).",
+        "schema": {"type": ["string", "null"]},
+    },
     "bigquery_api_endpoint": {
         "label": "BigQuery API endpoint",
         "description": "Optional BigQuery endpoint for the CARTO Data Warehouse client "
@@ -60,7 +74,21 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "auth_url": DEFAULT_AUTH_URL,
         "credentials_file": "/opt/airflow/secrets/carto_credentials.json",
         "token_cache_dir": "~/.carto-auth",
+        "token_cache_redis_url": "redis://redis:6379/1",
         "org": "org_1234",
+    },
+}
+
+#: Options of the ``[carto]`` section of the Airflow config (env ``AIRFLOW__CARTO__<OPTION>``).
+CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
+    "poll_interval": {
+        "description": "Longest wait, in seconds, between two status checks of a CARTO SQL job or "
+        "import (checks start 1 s apart and double up to it), for operators that do not set "
+        "poll_interval, polling or deferred.",
+        "version_added": "0.1.0",
+        "type": "float",
+        "example": "30",
+        "default": "10",
     },
 }
 
@@ -80,7 +108,33 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": "CARTO", "python-modules": ["carto_provider.hooks.carto"]}],
+        "hooks": [
+            {
+                "integration-name": "CARTO",
+                "python-modules": [
+                    "carto_provider.hooks.carto",
+                    "carto_provider.hooks.sql",
+                    "carto_provider.hooks.sql_async",
+                ],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "CARTO",
+                "python-modules": [
+                    "carto_provider.operators.sql",
+                    "carto_provider.operators.imports",
+                    "carto_provider.operators.workflows",
+                ],
+            }
+        ],
+        "sensors": [{"integration-name": "CARTO", "python-modules": ["carto_provider.sensors.sql"]}],
+        "triggers": [
+            {
+                "integration-name": "CARTO",
+                "python-modules": ["carto_provider.triggers.sql", "carto_provider.triggers.imports"],
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "carto",
@@ -90,4 +144,5 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": CONNECTION_EXTRA_FIELDS,
             }
         ],
+        "config": {"carto": {"description": "The CARTO provider.", "options": CONFIG_OPTIONS}},
     }

@@ -34,6 +34,11 @@ os.environ.update(
 os.environ.pop("CARTO_AUTH_URL", None)
 os.environ.pop("AIRFLOW_CONN_CARTO_DEFAULT", None)
 
+# Imported after the environment is set: these may import Airflow.
+from tests.carto_jobs_support import fast_carto, load_dag, test_dags_bundle  # noqa: E402
+
+__all__ = ["fast_carto", "test_dags_bundle"]  # fixtures shared by the SQL/imports/operator tests
+
 
 def airflow_cli() -> str:
     """The ``airflow`` executable of the interpreter running the tests."""
@@ -52,16 +57,6 @@ def example_dag():
     """Load a DAG object from ``example_dags/<file>.py`` by dag id."""
 
     def load(dag_id: str, filename: str | None = None):
-        import importlib.util
-
-        path = REPO / "example_dags" / f"{filename or dag_id}.py"
-        spec = importlib.util.spec_from_file_location(f"example_dag_{dag_id}", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        for value in vars(module).values():
-            if getattr(value, "dag_id", None) == dag_id and hasattr(value, "test"):
-                return value
-        raise LookupError(dag_id)
+        return load_dag(REPO / "example_dags" / f"{filename or dag_id}.py", dag_id)
 
     return load

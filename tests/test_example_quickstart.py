@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 
-def test_quickstart_dag_succeeds_with_one_token_request(airflow_db, carto_connection, carto_emulator, example_dag):
+def test_quickstart_dag_succeeds_with_one_token_request(
+    airflow_db, carto_connection, carto_emulator, example_dag
+):
     dag = example_dag("carto_quickstart")
     run = dag.test()
     assert str(run.state).lower().endswith("success")

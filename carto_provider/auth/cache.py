@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import filelock
 
@@ -52,6 +53,18 @@ EXPIRED_ENTRY_GRACE = 3600.0
 NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs"})
 
 TokenFetcher = Callable[[], AccessToken]
+
+
+class TokenStore(Protocol):
+    """What :class:`~carto_provider.auth.CartoAuth` needs of a token cache: :class:`TokenCache` on one
+    machine, :class:`~carto_provider.auth.redis_cache.RedisTokenCache` across a fleet."""
+
+    def get(
+        self, key: CacheKey, fetch: TokenFetcher, *, min_ttl: float = 0.0, rejected: str | None = None
+    ) -> AccessToken:
+        """A usable token for ``key``, calling ``fetch`` only when no cached one will do."""
+        ...
+
 
 # Process-wide state, shared by every TokenCache on the same file (the "in-process layer").
 _STATE_LOCK = threading.Lock()
@@ -90,8 +103,8 @@ class CacheKey:
         """Build a key from keyword fields (None values are kept as empty strings)."""
         return cls(tuple(sorted((k, v or "") for k, v in fields.items())), label)
 
-    @property
-    def id(self) -> str:
+    @functools.cached_property
+    def id(self) -> str:  # cached: it is on every get_access_token() call
         """The SHA-256 of the fields: the entry's name in the cache file."""
         return hashlib.sha256(json.dumps(self.fields).encode("utf-8")).hexdigest()
 
@@ -110,11 +123,20 @@ class _FileRead:
 class TokenCache:
     """Tokens shared by threads and processes through one private JSON file.
 
-    ``path=None`` gives a cache private to this object that lives in memory only.
+    ``path=None`` gives a cache private to this object that lives in memory only. ``token_class`` is
+    the :class:`AccessToken` subclass entries are read as (one that keeps more fields in ``to_dict``,
+    such as the interactive login's identity, gets them back through its ``from_dict``).
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        token_class: type[AccessToken] = AccessToken,
+    ):
         self.lock_timeout = lock_timeout
+        self.token_class = token_class
         self.path: Path | None = Path(path).expanduser().absolute() if path is not None else None
         self._namespace = str(self.path) if self.path is not None else f"memory:{id(self)}"
         self._disk = self.path is not None
@@ -378,7 +400,7 @@ class TokenCache:
             return _FileRead({})
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return _FileRead({})
         except OSError as exc:
             if exc.errno == errno.ELOOP:
@@ -431,7 +453,7 @@ class TokenCache:
 
     def _read_token(self, key: CacheKey) -> AccessToken | None:
         entry = self._read_file().entries.get(key.id)
-        return AccessToken.from_dict(entry)
+        return self.token_class.from_dict(entry)
 
     def _read_last_attempt(self, key: CacheKey) -> float:
         entry = self._read_file().entries.get(key.id)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from carto_provider.auth.cache import DEFAULT_CACHE_DIR, CacheKey, TokenCache, secret_digest
+from carto_provider.auth.cache import DEFAULT_CACHE_DIR, CacheKey, TokenCache, TokenStore, secret_digest
 from carto_provider.auth.config import AUDIENCE, M2MCredentials, normalize_base_url, resolve_auth_url
 from carto_provider.auth.dw import (
     DW_TOKEN_ASSUMED_LIFETIME,
@@ -60,7 +60,7 @@ class CartoAuth:
         self,
         *,
         api_base_url: str,
-        cache: TokenCache,
+        cache: TokenStore,
         cache_key: CacheKey,
         fetch_token: Callable[[], AccessToken],
         session: requests.Session | None = None,
@@ -121,20 +121,53 @@ class CartoAuth:
         use_cache: bool = True,
         **kwargs: Any,
     ) -> CartoAuth:
-        """Authenticate with M2M credentials given as values rather than a file."""
+        """Authenticate with M2M credentials given as values rather than a file.
+
+        ``cache=`` replaces the file cache, e.g. with a
+        :class:`~carto_provider.auth.redis_cache.RedisTokenCache` shared by a fleet of machines.
+        """
         path = (cache_filepath or default_cache_path(M2M_CACHE_FILENAME)) if use_cache else None
         session = kwargs.pop("session", None) or new_session()
         policy = kwargs.get("retry_policy", DEFAULT_RETRY)
         timeout = kwargs.get("timeout", DEFAULT_TIMEOUT)
+        lock_timeout = kwargs.pop("lock_timeout", 60.0)
         return cls(
             api_base_url=credentials.api_base_url,
-            cache=TokenCache(path, lock_timeout=kwargs.pop("lock_timeout", 60.0)),
+            cache=kwargs.pop("cache", None) or TokenCache(path, lock_timeout=lock_timeout),
             cache_key=m2m_cache_key(credentials),
             fetch_token=lambda: request_client_credentials_token(
                 credentials, session, policy=policy, timeout=timeout
             ),
             session=session,
             **kwargs,
+        )
+
+    @classmethod
+    def from_oauth(
+        cls,
+        cache_filepath: str | os.PathLike[str] | None = None,
+        use_cache: bool = True,
+        open_browser: bool = True,
+        api_base_url: str | None = None,
+        org: str | None = None,
+        **kwargs: Any,
+    ) -> CartoAuth:
+        """Log in as yourself (OAuth authorization code + PKCE), for local development and notebooks.
+
+        ``cache_filepath`` defaults to ``~/.carto-auth/token_oauth.json`` (the cache ``carto-provider
+        login`` fills): a cached unexpired login is reused without any prompt. ``use_cache=False`` logs
+        in anew and keeps the token in this object only. ``open_browser=False`` prints the login address
+        and reads back the address you land on (or the code), for machines without a browser.
+        ``api_base_url`` skips discovering it; ``org`` is your Single Sign-On organization id.
+        Optional keyword arguments: ``auth_url``, ``client_id``, ``redirect_uri``,
+        ``paste_redirect_uri``, ``login_ui`` (:class:`~carto_provider.auth.login.LoginUI`); the rest
+        go to the constructor. Logins have no refresh token: when one expires, a new login runs (never
+        inside an Airflow task, which raises :class:`~carto_provider.auth.errors.LoginRequiredError`).
+        """
+        from carto_provider.auth.login import oauth_auth
+
+        return oauth_auth(
+            cache_filepath, use_cache, open_browser, api_base_url, org, auth_class=cls, **kwargs
         )
 
     @classmethod
@@ -161,9 +194,13 @@ class CartoAuth:
             self._on_secret(value)
         return value
 
-    def get_token(self, *, min_ttl: float = 0.0) -> AccessToken:
-        """The current :class:`AccessToken` (value, expiry), refreshed when needed."""
-        token = self.cache.get(self.cache_key, self._fetch_token, min_ttl=min_ttl)
+    def get_token(self, *, min_ttl: float = 0.0, rejected: str | None = None) -> AccessToken:
+        """The current :class:`AccessToken` (value, expiry), refreshed when needed.
+
+        ``rejected`` is a token value an API has just refused (HTTP 401): it is never returned again,
+        and only the first of many callers reporting it fetches a replacement.
+        """
+        token = self.cache.get(self.cache_key, self._fetch_token, min_ttl=min_ttl, rejected=rejected)
         self._remember(token.value)
         return token
 

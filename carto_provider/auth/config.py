@@ -22,6 +22,9 @@ from carto_provider.auth.errors import CredentialsFileError
 
 DEFAULT_AUTH_URL = "https://auth.carto.com"
 AUTH_URL_ENV = "CARTO_AUTH_URL"
+#: Comma-separated host names (exact, case-insensitive) allowed over plain http:// besides loopback.
+#: For an emulator reached by name on a private network, e.g. ``carto-emulator`` in docker-compose.
+INSECURE_HTTP_HOSTS_ENV = "CARTO_ALLOW_INSECURE_HTTP_HOSTS"
 AUDIENCE = "carto-cloud-native-api"
 REQUIRED_M2M_FIELDS = ("api_base_url", "client_id", "client_secret")
 
@@ -37,11 +40,20 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def insecure_http_allowed(host: str) -> bool:
+    """True when ``http://`` may be used for ``host``: loopback, or listed in
+    ``$CARTO_ALLOW_INSECURE_HTTP_HOSTS`` (exact names, no wildcards; the deliberate escape hatch for
+    an emulator on a container network)."""
+    allowed = {h.strip().lower() for h in os.environ.get(INSECURE_HTTP_HOSTS_ENV, "").split(",")}
+    return is_loopback_host(host) or host.strip("[]").lower() in allowed - {""}
+
+
 def normalize_base_url(url: str, *, what: str = "API base URL") -> str:
     """Validate a CARTO base URL and return it without a trailing slash.
 
     The scheme is optional (``https://`` is assumed). ``http://`` is accepted only for loopback hosts,
-    such as the emulator, so that a typo cannot send a bearer token over the network in clear text.
+    such as the emulator, so that a typo cannot send a bearer token over the network in clear text,
+    and for hosts named in ``$CARTO_ALLOW_INSECURE_HTTP_HOSTS`` (see :func:`insecure_http_allowed`).
     """
     text = (url or "").strip()
     if not text:
@@ -51,10 +63,11 @@ def normalize_base_url(url: str, *, what: str = "API base URL") -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise CredentialsFileError(f"The {what} {_shown(url)} is not an http(s) URL with a host name.")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and not insecure_http_allowed(parts.hostname):
         raise CredentialsFileError(
             f"The {what} {_shown(url)} uses http:// for the non-loopback host {parts.hostname!r}; "
-            "use https:// (plain http is only accepted for localhost, e.g. the CARTO emulator)."
+            "use https:// (plain http is only accepted for localhost, e.g. the CARTO emulator, "
+            f"and for hosts listed in ${INSECURE_HTTP_HOSTS_ENV})."
         )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise CredentialsFileError(
@@ -116,11 +129,16 @@ class M2MCredentials:
         auth_url = data.get("auth_url")
         if auth_url is not None and not isinstance(auth_url, str):
             raise CredentialsFileError(f"{source} has a non-text value for 'auth_url'.")
+        try:
+            api_base_url = normalize_base_url(data["api_base_url"])
+            resolved_auth_url = resolve_auth_url(auth_url or None)
+        except CredentialsFileError as exc:
+            raise CredentialsFileError(f"{source}: {exc}") from None
         return cls(
-            api_base_url=normalize_base_url(data["api_base_url"]),
+            api_base_url=api_base_url,
             client_id=data["client_id"].strip(),
             client_secret=data["client_secret"].strip(),
-            auth_url=resolve_auth_url(auth_url or None),
+            auth_url=resolved_auth_url,
         )
 
     @classmethod

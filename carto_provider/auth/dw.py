@@ -2,29 +2,46 @@
 
 CARTO's ``GET /v3/connections/carto-dw/token`` returns ``{"projectId": ..., "token": ...}`` with no
 lifetime. The token is a Google access token (those live 60 minutes), but CARTO does not say when it
-was minted, so we assume a conservative :data:`DW_TOKEN_ASSUMED_LIFETIME` and let google-auth refresh
-before that; a 401 from BigQuery (token revoked or older than we assumed) makes google-auth refresh
-and retry, which is the safety net.
+was minted, so we assume :data:`DW_TOKEN_ASSUMED_LIFETIME` (30 minutes, half a Google token's life)
+and google-auth refreshes 3 min 45 s before that, i.e. about every 26 minutes. When the assumption is
+wrong (the token was older, or revoked), BigQuery answers 401 and google-auth's ``AuthorizedSession``
+refreshes once and retries the request: that is the safety net, and the only path a token shorter
+than assumed takes.
+
+Nothing here imports ``google.cloud.bigquery`` until a client is built.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from carto_provider.auth.errors import CartoAPIError
+from carto_provider.auth.errors import CartoAPIError, CartoError
 
 if TYPE_CHECKING:
     from google.cloud.bigquery import Client
+    from google.oauth2.credentials import Credentials
+
+log = logging.getLogger(__name__)
 
 DW_TOKEN_PATH = "/v3/connections/carto-dw/token"
 #: Seconds we trust a DW token for. google-auth refreshes 3 min 45 s before the expiry we report.
 DW_TOKEN_ASSUMED_LIFETIME = 30 * 60
 #: google-auth refuses an expiry closer than its REFRESH_THRESHOLD (3 min 45 s); stay above it.
 MIN_DW_TOKEN_LIFETIME = 300
+#: What to install when the BigQuery client libraries are missing.
+BIGQUERY_REQUIREMENT = "pip install 'google-cloud-bigquery>=3.20' 'google-auth>=2.30'"
 
 DWCredentialsSource = Callable[[], tuple[str, str]]
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now_naive() -> dt.datetime:
+    """Now in UTC without tzinfo: the form google-auth compares ``expiry`` with."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def parse_dw_token_response(body: Any, *, api_base_url: str) -> tuple[str, str]:
@@ -39,16 +56,51 @@ def parse_dw_token_response(body: Any, *, api_base_url: str) -> tuple[str, str]:
     )
 
 
-def _import_bigquery() -> Any:
+def import_bigquery() -> tuple[Any, Any, Any]:
+    """``(google.cloud.bigquery, google.oauth2.credentials, google.auth.exceptions)``, or an ImportError
+    that says what to install."""
     try:
-        from google.cloud import bigquery
-        from google.oauth2 import credentials as google_credentials
-    except ImportError as exc:  # pragma: no cover - both are dependencies of this package
+        bigquery = importlib.import_module("google.cloud.bigquery")
+        google_credentials = importlib.import_module("google.oauth2.credentials")
+        google_exceptions = importlib.import_module("google.auth.exceptions")
+    except ImportError as exc:
         raise ImportError(
-            "get_carto_dw_client() needs google-cloud-bigquery and google-auth: "
-            "pip install 'google-cloud-bigquery>=3.20' 'google-auth>=2.30'"
+            "get_carto_dw_client() needs google-cloud-bigquery and google-auth "
+            f"({exc}): {BIGQUERY_REQUIREMENT}"
         ) from exc
-    return bigquery, google_credentials
+    return bigquery, google_credentials, google_exceptions
+
+
+def dw_credentials(
+    source: DWCredentialsSource,
+    *,
+    token_lifetime: float = DW_TOKEN_ASSUMED_LIFETIME,
+    clock: Clock = utc_now_naive,
+) -> tuple[str, Credentials]:
+    """``(project_id, credentials)``: google-auth credentials that refresh through ``source``.
+
+    ``source`` returns a fresh ``(project_id, token)`` on each call. Each token is reported to expire
+    ``token_lifetime`` seconds (at least :data:`MIN_DW_TOKEN_LIFETIME`) after ``clock()``, which must
+    be naive UTC like google-auth's own clock.
+    """
+    _, google_credentials, google_exceptions = import_bigquery()
+    lifetime = dt.timedelta(seconds=max(float(token_lifetime), MIN_DW_TOKEN_LIFETIME))
+    project_id, token = source()
+
+    def refresh_handler(request: Any, scopes: Any) -> tuple[str, dt.datetime]:
+        try:
+            refreshed_project, fresh_token = source()
+        except CartoError as exc:
+            raise google_exceptions.RefreshError(
+                f"Could not refresh the CARTO Data Warehouse token: {exc}"
+            ) from exc
+        log.info("Refreshed the CARTO Data Warehouse token for project %s", refreshed_project)
+        return fresh_token, clock() + lifetime
+
+    credentials = google_credentials.Credentials(
+        token=token, expiry=clock() + lifetime, refresh_handler=refresh_handler
+    )
+    return project_id, credentials
 
 
 def build_dw_client(
@@ -56,31 +108,20 @@ def build_dw_client(
     *,
     api_endpoint: str | None = None,
     token_lifetime: float = DW_TOKEN_ASSUMED_LIFETIME,
+    clock: Clock = utc_now_naive,
     **client_kwargs: Any,
 ) -> Client:
     """A ``google.cloud.bigquery.Client`` for the DW project whose token refreshes through ``source``.
 
-    ``source`` returns a fresh ``(project_id, token)`` on each call. ``api_endpoint`` overrides
-    BigQuery's endpoint (the emulator, private endpoints); ``client_kwargs`` go to ``Client``.
+    ``api_endpoint`` overrides BigQuery's endpoint (the emulator, private endpoints); ``client_kwargs``
+    go to ``Client`` (``project`` defaults to the DW project).
     """
-    bigquery, google_credentials = _import_bigquery()
-    lifetime = max(float(token_lifetime), MIN_DW_TOKEN_LIFETIME)
-
-    def expiry() -> dt.datetime:
-        # google-auth compares against a naive UTC "now" (see airflow-provider.md §5.6).
-        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(seconds=lifetime)
-
-    def refresh_handler(request: Any, scopes: Any) -> tuple[str, dt.datetime]:
-        _, fresh_token = source()
-        return fresh_token, expiry()
-
-    project_id, token = source()
-    credentials = google_credentials.Credentials(
-        token=token, expiry=expiry(), refresh_handler=refresh_handler
-    )
+    bigquery, _, _ = import_bigquery()
+    project_id, credentials = dw_credentials(source, token_lifetime=token_lifetime, clock=clock)
     if api_endpoint:
-        options = dict(client_kwargs.pop("client_options", None) or {})
-        options["api_endpoint"] = api_endpoint
-        client_kwargs["client_options"] = options
+        options = client_kwargs.pop("client_options", None) or {}
+        if not isinstance(options, dict):  # a ClientOptions object
+            options = {k: v for k, v in vars(options).items() if v is not None}
+        client_kwargs["client_options"] = {**options, "api_endpoint": api_endpoint}
     client_kwargs.setdefault("project", project_id)
     return bigquery.Client(credentials=credentials, **client_kwargs)

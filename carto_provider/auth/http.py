@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,10 +46,13 @@ class RetryPolicy:
 DEFAULT_RETRY = RetryPolicy()
 
 
-class _RetryableStatus(Exception):
-    """Internal: a response whose status is worth another try."""
+class RetryableStatus(Exception):
+    """An answer whose status is worth another try (raised inside a retry loop, never to callers).
 
-    def __init__(self, response: requests.Response) -> None:
+    ``response`` is a ``requests`` or an ``httpx`` response.
+    """
+
+    def __init__(self, response: Any) -> None:
         super().__init__(response.status_code)
         self.response = response
 
@@ -70,20 +73,32 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-class _Wait(tenacity.wait.wait_base):
-    """Full-jitter exponential backoff, or the server's Retry-After when it sent one."""
+def retryable_response(retry_state: tenacity.RetryCallState) -> Any:
+    """The response behind a :class:`RetryableStatus` outcome, else None."""
+    exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
+    return exc.response if isinstance(exc, RetryableStatus) else None
 
-    def __init__(self, policy: RetryPolicy) -> None:
+
+class RetryAfterWait(tenacity.wait.wait_base):
+    """The server's ``Retry-After`` when it sent one (capped), else full-jitter exponential backoff.
+
+    ``response_of`` finds the last answer (a ``requests`` or ``httpx`` response) in a retry state.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        response_of: Callable[[tenacity.RetryCallState], Any] = retryable_response,
+    ) -> None:
         self.policy = policy
+        self.response_of = response_of
         self.backoff = tenacity.wait_random_exponential(multiplier=policy.initial_wait, max=policy.max_wait)
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        outcome = retry_state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, _RetryableStatus):
-            retry_after = parse_retry_after(exc.response.headers.get("Retry-After"))
-            if retry_after is not None:
-                return min(retry_after, self.policy.max_retry_after)
+        response = self.response_of(retry_state)
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
+        if retry_after is not None:
+            return min(retry_after, self.policy.max_retry_after)
         return float(self.backoff(retry_state))
 
 
@@ -115,7 +130,7 @@ def send(
     def log_retry(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         reason = (
-            f"HTTP {exc.response.status_code}" if isinstance(exc, _RetryableStatus) else type(exc).__name__
+            f"HTTP {exc.response.status_code}" if isinstance(exc, RetryableStatus) else type(exc).__name__
         )
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning(
@@ -129,10 +144,8 @@ def send(
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(policy.attempts),
-        wait=_Wait(policy),
-        retry=tenacity.retry_if_exception_type(
-            (requests.ConnectionError, requests.Timeout, _RetryableStatus)
-        ),
+        wait=RetryAfterWait(policy),
+        retry=tenacity.retry_if_exception_type((requests.ConnectionError, requests.Timeout, RetryableStatus)),
         before_sleep=log_retry,
         reraise=True,
     )
@@ -141,9 +154,9 @@ def send(
             with attempt:
                 response = session.request(method, url, headers=all_headers, timeout=timeout, **kwargs)
                 if response.status_code in RETRYABLE_STATUS:
-                    raise _RetryableStatus(response)
+                    raise RetryableStatus(response)
                 return response
-    except _RetryableStatus as exc:
+    except RetryableStatus as exc:
         return exc.response
     raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
@@ -162,6 +175,19 @@ def error_fields(response: requests.Response) -> tuple[str | None, str | None]:
         str(error) if error is not None else None,
         str(description) if description is not None else None,
     )
+
+
+def error_detail(response: Any) -> str:
+    """``"error: description"`` of a JSON error body, else the HTTP reason (requests or httpx)."""
+    error, description = error_fields(response)
+    reason = getattr(response, "reason", None) or getattr(response, "reason_phrase", None)
+    return ": ".join(x for x in (error, description) if x) or (reason or "no error body")
+
+
+def unreachable_message(what: str, exc: BaseException, *, timed_out: bool, hint: str) -> str:
+    """``"<what> timed out|could not be reached after several attempts (<Exception>). <hint>"``."""
+    kind = "timed out" if timed_out else "could not be reached"
+    return f"{what} {kind} after several attempts ({type(exc).__name__}). {hint}"
 
 
 def new_session() -> requests.Session:

@@ -1,15 +1,304 @@
-"""Interactive OAuth (PKCE) login for local development. (Filled in by the OAuth login work.)"""
+"""Interactive OAuth logins (authorization code + PKCE) for local development: the public client, the
+cached login, and how Airflow tasks use it without ever prompting.
+
+A login is made by ``carto-provider login`` or :meth:`CartoAuth.from_oauth` (see :mod:`.login`) and
+cached in ``~/.carto-auth/token_oauth.json`` (private, atomic: the shared :class:`TokenCache`) under a
+key made of the auth URL, client id, audience and SSO organization. Next to the token, the entry keeps
+the login's API base URL and identity (``"login"`` in the entry), so ``carto-provider status`` and the
+hook can use them. CARTO issues no refresh token for these logins: when one expires, a new interactive
+login is the only way forward, which tasks never attempt (:func:`cached_login_auth`).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-from carto_provider.auth.errors import LoginRequiredError
+import requests
+
+from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, CacheKey, TokenCache
+from carto_provider.auth.carto_auth import OAUTH_CACHE_FILENAME, CartoAuth, default_cache_path
+from carto_provider.auth.config import AUDIENCE, is_loopback_host, resolve_auth_url
+from carto_provider.auth.errors import CredentialsError, CredentialsFileError, LoginRequiredError
+from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, error_detail, error_fields
+from carto_provider.auth.m2m import post_token_form
+from carto_provider.auth.pkce import CHALLENGE_METHOD
+from carto_provider.auth.tokens import AccessToken
+
+#: CARTO's public PKCE client (the one carto-auth uses) and the redirects registered for it.
+CARTO_PUBLIC_CLIENT_ID = "0dxb8HR3ATXCxJiPOJVHsLoHoAtbRX6u"
+LOOPBACK_REDIRECT_URI = "http://localhost:10000/callback/"
+PASTE_REDIRECT_URI = "https://app.carto.com/auth/token"
+#: Overrides the client id for logins and for connections with ``auth_type: oauth`` alike.
+CLIENT_ID_ENV = "CARTO_OAUTH_CLIENT_ID"
+#: Tasks wait at most this long for a login being written by another process.
+HOOK_LOCK_TIMEOUT = 5.0
 
 
-def cached_login_auth(settings: Any, **kwargs: Any) -> Any:
-    """The CartoAuth of the user's cached ``carto-provider login``; never prompts."""
-    raise LoginRequiredError(
-        f"Connection {settings.conn_id!r} uses auth_type 'oauth', but no CARTO login is cached. "
-        "Run `carto-provider login` on this machine first."
+def _redirect_uri(uri: str, what: str) -> str:
+    parts = urlsplit(uri.strip())
+    secure = parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname or ""))
+    if not parts.hostname or not secure or parts.fragment:
+        raise CredentialsFileError(
+            f"The {what} {uri!r} must be an https:// URL, or http:// on localhost, without a fragment."
+        )
+    return uri.strip()
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    """The OAuth client a login uses, and everything that makes its tokens differ."""
+
+    auth_url: str
+    client_id: str = CARTO_PUBLIC_CLIENT_ID
+    audience: str = AUDIENCE
+    org: str | None = None
+    redirect_uri: str = LOOPBACK_REDIRECT_URI
+    paste_redirect_uri: str = PASTE_REDIRECT_URI
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        auth_url: str | None = None,
+        client_id: str | None = None,
+        org: str | None = None,
+        redirect_uri: str | None = None,
+        paste_redirect_uri: str | None = None,
+    ) -> OAuthClient:
+        """Fill the defaults: auth URL as for M2M (``$CARTO_AUTH_URL``), client id from
+        ``$CARTO_OAUTH_CLIENT_ID`` or CARTO's public client, CARTO's registered redirects."""
+        return cls(
+            auth_url=resolve_auth_url(auth_url),
+            client_id=(client_id or os.environ.get(CLIENT_ID_ENV) or CARTO_PUBLIC_CLIENT_ID).strip(),
+            org=(org or "").strip() or None,
+            redirect_uri=_redirect_uri(redirect_uri or LOOPBACK_REDIRECT_URI, "redirect URI"),
+            paste_redirect_uri=_redirect_uri(paste_redirect_uri or PASTE_REDIRECT_URI, "paste redirect URI"),
+        )
+
+    @property
+    def label(self) -> str:
+        """A description for logs and ``status`` (no secrets)."""
+        text = f"CARTO login at {self.auth_url}"
+        if self.org:
+            text += f" (organization {self.org})"
+        if self.client_id != CARTO_PUBLIC_CLIENT_ID:
+            text += f" (client {self.client_id})"
+        return text
+
+    @property
+    def cache_key(self) -> CacheKey:
+        """The login's entry in the token cache."""
+        return CacheKey.of(
+            self.label,
+            grant="authorization_code",
+            auth_url=self.auth_url,
+            audience=self.audience,
+            client_id=self.client_id,
+            org=self.org,
+        )
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint."""
+        return f"{self.auth_url}/oauth/token"
+
+    def authorize_url(self, *, redirect_uri: str, challenge: str, state: str) -> str:
+        """The page the user logs in on (``organization`` added for SSO)."""
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": redirect_uri,
+            "audience": self.audience,
+            "code_challenge": challenge,
+            "code_challenge_method": CHALLENGE_METHOD,
+            "state": state,
+        }
+        if self.org:
+            params["organization"] = self.org
+        return f"{self.auth_url}/authorize?{urlencode(params)}"
+
+
+@dataclass(frozen=True)
+class LoginInfo:
+    """What a login knows besides its token: where the user's API is and who the user is."""
+
+    api_base_url: str
+    user: str | None = None  # e-mail when known, else the token's subject
+    subject: str | None = None
+    org: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cache-entry form."""
+        return {
+            "api_base_url": self.api_base_url,
+            "user": self.user,
+            "subject": self.subject,
+            "org": self.org,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LoginInfo | None:
+        """Parse the cache-entry form; None when unusable."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("api_base_url"), str):
+            return None
+        text = {k: data.get(k) if isinstance(data.get(k), str) else None for k in ("user", "subject", "org")}
+        return cls(api_base_url=data["api_base_url"], **text)
+
+
+@dataclass(frozen=True, repr=False)
+class LoginToken(AccessToken):
+    """An interactive login's token with its :class:`LoginInfo` (kept in the cache entry as ``login``).
+
+    There is no refresh token, so there is nothing to refresh ahead of expiry: the advisory window
+    equals the mandatory margin, and a login is renewed only when it is about to expire.
+    """
+
+    login: LoginInfo | None = None
+
+    @property
+    def advisory_window(self) -> float:
+        """No early refresh for logins (see the class docstring)."""
+        return self.mandatory_margin
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cache-file form, with the login's details."""
+        data = super().to_dict()
+        if self.login is not None:
+            data["login"] = self.login.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LoginToken | None:
+        """Parse the cache-file form (entries without details give ``login=None``)."""
+        token = super().from_dict(data)
+        if not isinstance(token, LoginToken):
+            return None
+        return replace(token, login=LoginInfo.from_dict(data.get("login")))
+
+
+def login_cache(
+    path: str | os.PathLike[str] | None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> TokenCache:
+    """The token cache of interactive logins at ``path`` (None: in memory only)."""
+    return TokenCache(path, lock_timeout=lock_timeout, token_class=LoginToken)
+
+
+def default_login_cache_path(token_cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``<token_cache_dir>/token_oauth.json``, by default ``~/.carto-auth/token_oauth.json``."""
+    if token_cache_dir:
+        return Path(token_cache_dir).expanduser() / OAUTH_CACHE_FILENAME
+    return default_cache_path(OAUTH_CACHE_FILENAME)
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The JWT payload of ``token`` *without* verifying it: only to show who logged in."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _refused_code(response: requests.Response) -> CredentialsError:
+    error, description = error_fields(response)
+    detail = error_detail(response)
+    return CredentialsError(
+        f"CARTO refused the login's authorization code (HTTP {response.status_code}: {detail}). "
+        "Codes are single-use and expire within minutes: run the login again.",
+        status=response.status_code,
+        error=error,
+        error_description=description,
+    )
+
+
+def exchange_code(
+    client: OAuthClient,
+    *,
+    code: str,
+    verifier: str,
+    redirect_uri: str,
+    session: requests.Session,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+) -> AccessToken:
+    """Trade an authorization code (and its PKCE verifier) for an access token."""
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": client.client_id,
+        "code": code,
+        "code_verifier": verifier,
+        "redirect_uri": redirect_uri,
+        "audience": client.audience,
+    }
+    return post_token_form(
+        session,
+        client.token_url,
+        form,
+        auth_url=client.auth_url,
+        refused=_refused_code,
+        policy=policy,
+        timeout=timeout,
+    )
+
+
+def login_command(client: OAuthClient, token_cache_dir: str | None = None) -> str:
+    """The ``carto-provider login`` command line that creates the login ``client`` looks for."""
+    parts = ["carto-provider login"]
+    if client.org:
+        parts.append(f"--org {client.org}")
+    if client.auth_url != resolve_auth_url():
+        parts.append(f"--auth-url {client.auth_url}")
+    if token_cache_dir:
+        parts.append(f"--token-cache-dir {token_cache_dir}")
+    return " ".join(parts)
+
+
+def expiry_text(expires_at: float) -> str:
+    """``2026-01-01 10:00 UTC``."""
+    return dt.datetime.fromtimestamp(expires_at, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def cached_login_auth(settings: Any, **common: Any) -> CartoAuth:
+    """The :class:`CartoAuth` of the user's cached ``carto-provider login``, for a connection with
+    ``auth_type: oauth``. Never prompts, opens no socket or browser and reads no input: without a
+    usable cached login it raises :class:`LoginRequiredError` at once, naming the command to run.
+
+    ``settings`` is the hook's ``CartoConnectionSettings``; ``common`` goes to :class:`CartoAuth`.
+    """
+    client = OAuthClient.resolve(auth_url=settings.auth_url, org=settings.org)
+    path = settings.cache_path(OAUTH_CACHE_FILENAME)
+    cache = login_cache(path, lock_timeout=HOOK_LOCK_TIMEOUT)
+    command = login_command(client, settings.token_cache_dir)
+    prefix = f"Connection {settings.conn_id!r} uses auth_type 'oauth' (your own CARTO login)"
+    suffix = f"Run `{command}` on this machine, then run the task again (tasks never open a browser)."
+    token = cache.peek(client.cache_key)
+    if token is None or not token.usable(time.time()):
+        raise LoginRequiredError(
+            f"{prefix}, but no {client.label} valid for more than a few minutes is cached in {path}. {suffix}"
+        )
+    login = token.login if isinstance(token, LoginToken) else None
+    api_base_url = settings.api_base_url or (login.api_base_url if login else None)
+    if not api_base_url:
+        raise LoginRequiredError(f"{prefix}, but the cached login in {path} has no API base URL. {suffix}")
+
+    def no_interactive_login() -> AccessToken:
+        raise LoginRequiredError(f"{prefix}, and the cached login has expired or is about to. {suffix}")
+
+    return CartoAuth(
+        api_base_url=api_base_url,
+        cache=cache,
+        cache_key=client.cache_key,
+        fetch_token=no_interactive_login,
+        **common,
     )

@@ -12,10 +12,14 @@ from carto_provider.auth.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     RetryPolicy,
+    error_detail,
     error_fields,
     redact_url,
     send,
+    unreachable_message,
 )
+
+API_UNREACHABLE_HINT = "Check the API base URL and the network."
 
 #: Called with a token value the server refused; returns a replacement.
 TokenProvider = Callable[[str | None], str]
@@ -24,7 +28,7 @@ TokenProvider = Callable[[str | None], str]
 def api_error(response: requests.Response, *, api_base_url: str) -> CartoAPIError:
     """A CartoAPIError with CARTO's ``error`` text, the status and what to check."""
     error, description = error_fields(response)
-    detail = ": ".join(x for x in (error, description) if x) or (response.reason or "no error body")
+    detail = error_detail(response)
     url = redact_url(response.url or "")
     hint = ""
     if response.status_code == 401:
@@ -42,6 +46,16 @@ def api_error(response: requests.Response, *, api_base_url: str) -> CartoAPIErro
         status=response.status_code,
         error=error or description,
         url=url,
+    )
+
+
+def api_unreachable_error(exc: Exception, *, api_base_url: str, url: str, timed_out: bool) -> CartoAPIError:
+    """A CartoAPIError for an API that did not answer in time or at all (sync or async client)."""
+    return CartoAPIError(
+        unreachable_message(
+            f"The CARTO API at {api_base_url}", exc, timed_out=timed_out, hint=API_UNREACHABLE_HINT
+        ),
+        url=redact_url(url),
     )
 
 
@@ -89,9 +103,6 @@ def _send(
     try:
         return send(session, method, url, policy=policy, timeout=timeout, headers=all_headers, **kwargs)
     except requests.RequestException as exc:
-        kind = "timed out" if isinstance(exc, requests.Timeout) else "could not be reached"
-        raise CartoAPIError(
-            f"The CARTO API at {api_base_url} {kind} after several attempts ({type(exc).__name__}). "
-            "Check the API base URL and the network.",
-            url=redact_url(url),
+        raise api_unreachable_error(
+            exc, api_base_url=api_base_url, url=url, timed_out=isinstance(exc, requests.Timeout)
         ) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -62,12 +63,12 @@ class AccessToken:
         """Seconds between obtaining and expiry."""
         return max(0.0, self.expires_at - self.obtained_at)
 
-    @property
+    @functools.cached_property
     def mandatory_margin(self) -> float:
         """Refresh is required this many seconds before expiry: min(5 min, a quarter of the lifetime)."""
         return min(MAX_MANDATORY_MARGIN, self.lifetime / 4)
 
-    @property
+    @functools.cached_property
     def advisory_window(self) -> float:
         """Refresh is attempted (not required) this long before expiry: min(30 min, half the lifetime)."""
         return min(MAX_ADVISORY_WINDOW, self.lifetime / 2)

@@ -1,8 +1,10 @@
 """``CartoAuthHook``: CARTO tokens, API calls and the Data Warehouse client from an Airflow connection.
 
 The connection (type ``carto``): host = API base URL, login = M2M client id, password = client
-secret; extras ``auth_type``, ``auth_url``, ``org``, ``credentials_file``, ``token_cache_dir`` and
-``bigquery_api_endpoint`` (see :mod:`carto_provider.provider_info`).
+secret; extras ``auth_type``, ``auth_url``, ``org``, ``credentials_file``, ``token_cache_dir``,
+``token_cache``, ``token_cache_redis_url`` and ``bigquery_api_endpoint`` (see
+:mod:`carto_provider.provider_info`). ``token_cache`` and ``token_cache_redis_url`` default to the
+Airflow config options ``[carto] token_cache`` and ``[carto] token_cache_redis_url``.
 
 Importing this module is cheap: no I/O, and ``google.cloud.bigquery`` is imported only by
 :meth:`CartoAuthHook.get_carto_dw_client`.
@@ -14,9 +16,11 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
+from carto_provider.auth.cache import TokenCache, TokenStore
 from carto_provider.auth.carto_auth import M2M_CACHE_FILENAME, CartoAuth, default_cache_path
 from carto_provider.auth.config import M2MCredentials, normalize_base_url, resolve_auth_url
 from carto_provider.auth.errors import CartoAPIError, CartoError, CredentialsError, CredentialsFileError
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from google.cloud.bigquery import Client
 
 AUTH_TYPES = ("m2m", "oauth")
+TOKEN_CACHES = ("local", "redis")
 #: test_connection must answer quickly, even when a host is down.
 TEST_CONNECTION_RETRY = RetryPolicy(attempts=2, initial_wait=0.2, max_wait=1.0, max_retry_after=2.0)
 TEST_CONNECTION_TIMEOUT = (5.0, 15.0)
@@ -47,6 +52,8 @@ class CartoConnectionSettings:
     credentials_file: str | None = None
     token_cache_dir: str | None = None
     bigquery_api_endpoint: str | None = None
+    token_cache: str = "local"
+    token_cache_redis_url: str | None = None  # may hold a password: never shown
 
     def __repr__(self) -> str:
         return (
@@ -56,10 +63,14 @@ class CartoConnectionSettings:
         )
 
     @classmethod
-    def from_connection(cls, conn: Any) -> CartoConnectionSettings:
-        """Read an Airflow ``Connection`` (ORM or Task SDK); extras from URIs arrive as strings."""
+    def from_connection(cls, conn: Any, extra: dict[str, Any] | None = None) -> CartoConnectionSettings:
+        """Read an Airflow ``Connection`` (ORM or Task SDK); extras from URIs arrive as strings.
+
+        ``extra`` is the connection's extra already read (async code reads it with
+        ``get_async_extra_dejson``, because ``extra_dejson`` blocks the event loop).
+        """
         conn_id = conn.conn_id or "carto"
-        extra = conn.extra_dejson or {}
+        extra = (conn.extra_dejson if extra is None else extra) or {}
 
         def text(name: str) -> str | None:
             value = extra.get(name)
@@ -73,9 +84,18 @@ class CartoConnectionSettings:
             raise CredentialsFileError(
                 f"Connection {conn_id!r}: auth_type must be 'm2m' or 'oauth', not {auth_type!r}."
             )
-        host = (conn.host or "").strip() or None
-        if host and conn.port and "://" not in host and ":" not in host:
-            host = f"{host}:{conn.port}"
+        token_cache = (text("token_cache") or _carto_option("token_cache") or "local").lower()
+        if token_cache not in TOKEN_CACHES:
+            raise CredentialsFileError(
+                f"Connection {conn_id!r}: token_cache must be 'local' or 'redis', not {token_cache!r}."
+            )
+        redis_url = text("token_cache_redis_url") or _carto_option("token_cache_redis_url")
+        if token_cache == "redis" and not redis_url:
+            raise CredentialsFileError(
+                f"Connection {conn_id!r} has token_cache 'redis' but no Redis URL; set the extra "
+                "'token_cache_redis_url' or the Airflow option [carto] token_cache_redis_url."
+            )
+        host = _base_url_of(conn.host, conn.port, conn.schema)
         return cls(
             conn_id=conn_id,
             auth_type=auth_type,
@@ -89,6 +109,8 @@ class CartoConnectionSettings:
             credentials_file=text("credentials_file"),
             token_cache_dir=text("token_cache_dir"),
             bigquery_api_endpoint=text("bigquery_api_endpoint"),
+            token_cache=token_cache,
+            token_cache_redis_url=redis_url,
         )
 
     def m2m_credentials(self) -> M2MCredentials:
@@ -124,6 +146,79 @@ class CartoConnectionSettings:
         if self.token_cache_dir:
             return Path(self.token_cache_dir).expanduser() / filename
         return default_cache_path(filename)
+
+    def m2m_token_cache(self, credentials: M2MCredentials) -> TokenStore:
+        """This machine's file cache, behind the fleet-wide Redis cache when ``token_cache`` is redis."""
+        local = TokenCache(self.cache_path(M2M_CACHE_FILENAME))
+        if self.token_cache != "redis" or not self.token_cache_redis_url:
+            return local
+        from carto_provider.auth.redis_cache import RedisTokenCache
+
+        return RedisTokenCache(self.token_cache_redis_url, credentials.client_secret, local=local)
+
+
+def _secrets_of(settings: CartoConnectionSettings) -> list[str]:
+    """Values of a connection that must never appear in a message."""
+    found = [settings.client_secret or ""]
+    if settings.token_cache_redis_url:
+        found += [settings.token_cache_redis_url, urlsplit(settings.token_cache_redis_url).password or ""]
+    return [value for value in found if value]
+
+
+def _auth_failure(exc: CredentialsError) -> str:
+    """A failed token request: the user's settings, or (429, 5xx) CARTO's auth server having trouble."""
+    if exc.status is not None and (exc.status == 429 or exc.status >= 500):
+        return (
+            f"CARTO's auth server is unavailable (HTTP {exc.status}), so the settings could not be checked; "
+            f"try again in a few minutes. Details: {exc}"
+        )
+    return f"Authentication failed: {exc}"
+
+
+def _probe_api(auth: CartoAuth, expires_at: float) -> str:
+    """One cheap authenticated call (``GET /v3/connections``); the success message of a connection test."""
+    response = auth.request("GET", "/v3/connections")
+    try:
+        body = response.json()
+    except ValueError:
+        raise CartoAPIError(
+            f"{auth.get_api_base_url()} answered /v3/connections with something that is not CARTO's JSON; "
+            "check the API Base URL (CARTO Workspace > Developers, e.g. https://gcp-us-east1.api.carto.com).",
+            status=response.status_code,
+        ) from None
+    items = body if isinstance(body, list) else body.get("data") if isinstance(body, dict) else None
+    visible = f"; {len(items)} CARTO connection(s) visible" if isinstance(items, list) else ""
+    expires = dt.datetime.fromtimestamp(expires_at, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"Connected to CARTO at {auth.get_api_base_url()} ({auth.cache_key.label}); "
+        f"token valid until {expires}{visible}."
+    )
+
+
+def _base_url_of(host: str | None, port: Any, path: str | None) -> str | None:
+    """The API base URL of a connection: its host, with the port and path that the URI form
+    (``carto://id:secret@http://host:8808/api``) puts in the ``port`` and ``schema`` fields."""
+    host = (host or "").strip()
+    if not host:
+        return None
+    scheme, sep, rest = host.rpartition("://")
+    authority, slash, host_path = rest.partition("/")
+    if port and ":" not in authority.rpartition("]")[2]:
+        authority = f"{authority}:{port}"
+    path = (path or "").strip().strip("/")
+    if path and not host_path.strip("/"):
+        slash, host_path = "/", path
+    return f"{scheme}{sep}{authority}{slash}{host_path}"
+
+
+def _carto_option(name: str) -> str | None:
+    """An option of the ``[carto]`` section of the Airflow config (env ``AIRFLOW__CARTO__<NAME>``)."""
+    from airflow.providers.common.compat.sdk import conf
+
+    value = conf.get("carto", name, fallback=None)
+    if value is None:
+        return None
+    return str(value).strip() or None
 
 
 def _mask(value: str) -> None:
@@ -173,7 +268,10 @@ class CartoAuthHook(BaseHook):
 
         return {
             name: StringField(
-                lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), description=spec["description"]
+                lazy_gettext(spec["label"]),
+                widget=BS3TextFieldWidget(),
+                description=spec["description"],
+                default=spec["schema"].get("default"),
             )
             for name, spec in CONNECTION_EXTRA_FIELDS.items()
         }
@@ -212,8 +310,9 @@ class CartoAuthHook(BaseHook):
             from carto_provider.auth.oauth import cached_login_auth
 
             return cached_login_auth(settings, **common)
+        credentials = settings.m2m_credentials()
         return CartoAuth.from_m2m_credentials(
-            settings.m2m_credentials(), cache_filepath=settings.cache_path(M2M_CACHE_FILENAME), **common
+            credentials, cache=settings.m2m_token_cache(credentials), **common
         )
 
     def get_access_token(self, *, min_ttl: float = 0.0) -> str:
@@ -239,42 +338,29 @@ class CartoAuthHook(BaseHook):
     # ------------------------------------------------------------------ connection test
 
     def test_connection(self) -> tuple[bool, str]:
-        """Obtain a token and list the CARTO connections; never raises, never shows a secret."""
-        secret = None
+        """Obtain a token and list the CARTO connections; never raises, never shows a secret.
+
+        This runs in the Airflow API server (the UI's Test button) or the CLI
+        (``airflow connections test``): fast retries, short timeouts, and never an interactive login.
+        """
+        secrets: list[str] = []
         try:
             settings = self.settings
-            secret = settings.client_secret
+            secrets += _secrets_of(settings)
             auth = self._build_auth(settings, TEST_CONNECTION_RETRY, TEST_CONNECTION_TIMEOUT)
             token = auth.get_token()
-            response = auth.request("GET", "/v3/connections")
-            body = response.json() if response.content else []
-            count = (
-                len(body)
-                if isinstance(body, list)
-                else len(body.get("data", []))
-                if isinstance(body, dict)
-                else 0
-            )
-            expires = dt.datetime.fromtimestamp(token.expires_at, tz=dt.timezone.utc).strftime(
-                "%Y-%m-%d %H:%M UTC"
-            )
-            ok, message = (
-                True,
-                (
-                    f"Connected to CARTO at {auth.get_api_base_url()} ({auth.cache_key.label}); "
-                    f"token valid until {expires}; {count} CARTO connection(s) visible."
-                ),
-            )
+            secrets.append(token.value)
+            ok, message = True, _probe_api(auth, token.expires_at)
         except CredentialsFileError as exc:
             ok, message = False, f"Connection settings: {exc}"
         except CredentialsError as exc:
-            ok, message = False, f"Authentication failed: {exc}"
+            ok, message = False, _auth_failure(exc)
         except CartoAPIError as exc:
             ok, message = False, f"Token obtained, but the CARTO API call failed: {exc}"
         except CartoError as exc:
             ok, message = False, str(exc)
         except Exception as exc:
-            ok, message = False, f"Unexpected {type(exc).__name__} while testing the CARTO connection."
-        if secret:
+            ok, message = False, f"Could not test the CARTO connection ({type(exc).__name__}: {exc})"
+        for secret in secrets:
             message = message.replace(secret, "***")
         return ok, message

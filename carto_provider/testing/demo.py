@@ -1,24 +1,23 @@
-"""``make demo``: run example DAGs with real Airflow (SQLite, temporary AIRFLOW_HOME) against the emulator.
+"""Run example DAGs with real Airflow (SQLite, temporary AIRFLOW_HOME) against the emulator.
 
-Usage: ``python -m carto_provider.testing.demo --dags-folder example_dags [DAG_ID ...]``
+This is what ``make demo`` does, through ``carto-provider demo --dags-folder example_dags [DAG_ID ...]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from carto_provider.testing.emulator import CartoEmulator
 
-DEFAULT_DAGS = ("carto_quickstart",)
+DEFAULT_DAGS = ("carto_quickstart", "carto_daily_etl", "carto_dw_etl")
 
 
 def airflow_env(home: Path, dags_folder: Path, emulator: CartoEmulator) -> dict[str, str]:
@@ -41,50 +40,76 @@ def airflow_env(home: Path, dags_folder: Path, emulator: CartoEmulator) -> dict[
     return env
 
 
-def run(cmd: list[str], env: dict[str, str], log: Path) -> int:
+@dataclass(frozen=True)
+class DagRunReport:
+    """How one ``airflow dags test`` went, and what it cost on the emulator."""
+
+    dag_id: str
+    ok: bool
+    seconds: float
+    token_requests: int
+    api_calls: int
+
+
+@dataclass
+class DemoReport:
+    """Everything a demo run did; ``log`` holds Airflow's full output."""
+
+    airflow_home: Path
+    log: Path
+    runs: list[DagRunReport] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)
+    migrate_failed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.migrate_failed and all(run.ok for run in self.runs)
+
+
+def _run_logged(cmd: list[str], env: dict[str, str], log: Path) -> int:
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
         out.flush()
         return subprocess.call(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dags-folder", default="example_dags", type=Path)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary AIRFLOW_HOME and log")
-    parser.add_argument("dag_ids", nargs="*", default=list(DEFAULT_DAGS))
-    args = parser.parse_args(argv)
+def run_demo(
+    dags_folder: Path,
+    dag_ids: Sequence[str] = DEFAULT_DAGS,
+    *,
+    on_progress: Callable[[str], None] = lambda message: None,
+) -> DemoReport:
+    """Start an emulator and a throw-away Airflow, run ``airflow dags test`` for each DAG id."""
     airflow = str(Path(sys.executable).with_name("airflow"))
     home = Path(tempfile.mkdtemp(prefix="carto-demo-"))
-    log = home / "demo.log"
-    failures = 0
+    report = DemoReport(airflow_home=home, log=home / "demo.log")
     with CartoEmulator() as carto:
-        env = airflow_env(home, args.dags_folder.resolve(), carto)
-        print(f"CARTO emulator on {carto.url}; Airflow home {home} (SQLite)")
+        env = airflow_env(home, dags_folder.resolve(), carto)
+        on_progress(f"CARTO emulator on {carto.url}; Airflow home {home} (SQLite)")
         started = time.monotonic()
-        if run([airflow, "db", "migrate"], env, log) != 0:
-            print(f"airflow db migrate failed; see {log}")
-            return 1
-        print(f"Airflow database ready in {time.monotonic() - started:.1f} s")
-        for dag_id in args.dag_ids:
+        if _run_logged([airflow, "db", "migrate"], env, report.log) != 0:
+            report.migrate_failed = True
+            return report
+        on_progress(f"Airflow database ready in {time.monotonic() - started:.1f} s")
+        for dag_id in dag_ids:
             before_tokens, before_calls = carto.token_requests(), carto.calls("*")
             started = time.monotonic()
-            code = run([airflow, "dags", "test", dag_id], env, log)
-            text = log.read_text(errors="replace")
-            states = re.findall(r"state[=:]\s*'?(success|failed)", text.rsplit(f"dags test {dag_id}", 1)[-1])
-            ok = code == 0 and (not states or states[-1] == "success")
-            failures += not ok
-            print(
-                f"{'OK  ' if ok else 'FAIL'} {dag_id}: {'success' if ok else 'failed'} in "
-                f"{time.monotonic() - started:.1f} s; {carto.token_requests() - before_tokens} M2M token "
-                f"request(s), {carto.calls('*') - before_calls} CARTO API call(s) in all"
+            code = _run_logged([airflow, "dags", "test", dag_id], env, report.log)
+            output = report.log.read_text(errors="replace").rsplit(f"dags test {dag_id}", 1)[-1]
+            states = re.findall(r"state[=:]\s*'?(success|failed)", output)
+            run = DagRunReport(
+                dag_id=dag_id,
+                ok=code == 0 and (not states or states[-1] == "success"),
+                seconds=time.monotonic() - started,
+                token_requests=carto.token_requests() - before_tokens,
+                api_calls=carto.calls("*") - before_calls,
             )
-        summary = {k: v for k, v in carto.state.calls.items() if v}
-        print("Requests the emulator served: " + json.dumps(dict(sorted(summary.items())))[:600])
-    if failures or args.keep:
-        print(f"Full Airflow output: {log}")
-    return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            report.runs.append(run)
+            on_progress(
+                f"{'OK  ' if run.ok else 'FAIL'} {dag_id}: {'success' if run.ok else 'failed'} in "
+                f"{run.seconds:.1f} s; {run.token_requests} M2M token request(s), "
+                f"{run.api_calls} CARTO API call(s) in all"
+            )
+        with carto.state.lock:
+            report.requests = dict(sorted((k, v) for k, v in carto.state.calls.items() if v))
+    return report

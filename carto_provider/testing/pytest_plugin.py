@@ -1,8 +1,8 @@
 """pytest fixtures for testing DAGs against the CARTO emulator (registered through ``pytest11``).
 
 * ``carto_emulator``: a running :class:`~carto_provider.testing.CartoEmulator`, fresh per test.
-* ``carto_connection``: sets ``AIRFLOW_CONN_CARTO_DEFAULT`` to the emulator, with a private token
-  cache directory, and returns the connection id.
+* ``carto_connection``: sets ``AIRFLOW_CONN_CARTO_DEFAULT`` to the emulator (CARTO APIs and its
+  BigQuery endpoint), with a private token cache directory, and returns the connection id.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def carto_connection(carto_emulator: CartoEmulator, monkeypatch: pytest.MonkeyPa
     """``carto_default`` pointing at the emulator, tokens cached under the test's temporary directory."""
     cache_dir = tmp_path / "carto-token-cache"
     monkeypatch.setenv(
-        "AIRFLOW_CONN_CARTO_DEFAULT", carto_emulator.airflow_connection_json(token_cache_dir=str(cache_dir))
+        "AIRFLOW_CONN_CARTO_DEFAULT",
+        carto_emulator.airflow_connection_json(
+            token_cache_dir=str(cache_dir), bigquery_api_endpoint=carto_emulator.url
+        ),
     )
     return "carto_default"

@@ -11,8 +11,11 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_CLIENT_ID = "emulator-client-id"
 DEFAULT_CLIENT_SECRET = "emulator-client-secret-0123456789"
@@ -66,6 +69,14 @@ class EmulatorState:
         self.faults: list[Fault] = []
         self.latency: dict[str, float] = {}  # pattern -> seconds added to every matching request
         self.extensions: dict[str, Any] = {}  # per-feature state of later routers (warehouse, jobs...)
+
+    def extension(self, name: str, factory: Callable[[], T]) -> T:
+        """The per-feature state called ``name``, created by ``factory`` on first use."""
+        with self.lock:
+            if name not in self.extensions:
+                self.extensions[name] = factory()
+            value: T = self.extensions[name]
+            return value
 
     # --------------------------------------------------------------- counting
     def count_call(self, method: str, path: str) -> None:

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 ROUTER_MODULES: list[str] = [
     "carto_provider.testing.routes.auth",
     "carto_provider.testing.routes.connections",
+    "carto_provider.testing.routes.bigquery",
+    "carto_provider.testing.routes.oauth",
+    "carto_provider.testing.routes.sql",
+    "carto_provider.testing.routes.imports",
 ]
 
 

@@ -1,0 +1,36 @@
+"""The two libraries compared, used exactly as a task would use them.
+
+Both are given the same ``carto_credentials.json`` and their default cache
+(``~/.carto-auth/token_m2m.json``, under a ``HOME`` the harness gives each strategy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+PROVIDER = "carto_provider"
+CARTO_AUTH = "carto_auth"
+LIBRARIES = (PROVIDER, CARTO_AUTH)
+LABELS = {PROVIDER: "airflow-provider-carto", CARTO_AUTH: "carto-auth 0.2.0"}
+#: How carto-auth fails when it reads a cache file another process is rewriting in place.
+TORN_READ_ERRORS = frozenset({"JSONDecodeError"})
+
+
+def auth_factory(library: str, credentials_path: str, emulator_url: str) -> Callable[[], Any]:
+    """Import ``library`` and return a function building its ``CartoAuth`` from the credentials file.
+
+    The import happens here, so a caller can finish importing before a timed start.
+    """
+    if library == PROVIDER:
+        from carto_provider.auth import CartoAuth
+
+        return lambda: CartoAuth.from_m2m(credentials_path)
+    if library == CARTO_AUTH:
+        from benchmarks.redirect import redirect_carto_auth
+
+        redirect_carto_auth(emulator_url)
+        from carto_auth import CartoAuth as SeedCartoAuth
+
+        return lambda: SeedCartoAuth.from_m2m(credentials_path)
+    raise ValueError(f"unknown library {library!r}; expected one of {LIBRARIES}")

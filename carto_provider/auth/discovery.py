@@ -1,0 +1,170 @@
+"""Finding a user's CARTO API base URL after an interactive login, the way CARTO's own clients do.
+
+1. ``GET <accounts URL>`` with the new token answers the user's ``tenant_domain`` (and e-mail);
+2. ``GET https://<tenant_domain>/config.yaml`` (no token) gives ``apis.baseUrl``.
+
+The accounts URL is ``$CARTO_ACCOUNTS_URL`` when set; otherwise ``<auth URL>/accounts`` when the auth URL
+is on loopback (the CARTO emulator serves both), else CARTO's ``https://accounts.app.carto.com/accounts``.
+The tenant's ``config.yaml`` is fetched over https, or plain http for a loopback tenant (the emulator).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from carto_provider.auth.config import is_loopback_host, normalize_base_url
+from carto_provider.auth.errors import CartoAPIError, CredentialsFileError
+from carto_provider.auth.http import (
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
+    RetryPolicy,
+    error_detail,
+    error_fields,
+    send,
+    unreachable_message,
+)
+
+DEFAULT_ACCOUNTS_URL = "https://accounts.app.carto.com/accounts"
+ACCOUNTS_URL_ENV = "CARTO_ACCOUNTS_URL"
+_TENANT_DOMAIN = re.compile(
+    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:\d{1,5})?$"
+)
+_HINT = (
+    "Give your API base URL instead (`carto-provider login --api-base-url URL`, or "
+    "from_oauth(api_base_url=...)); CARTO Workspace > Developers shows it."
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    """What discovery learnt about the logged-in user."""
+
+    api_base_url: str
+    tenant_domain: str
+    email: str | None = None
+
+
+def resolve_accounts_url(auth_url: str) -> str:
+    """Where to ask for the user's account (see the module docstring)."""
+    chosen = os.environ.get(ACCOUNTS_URL_ENV)
+    if chosen:
+        return normalize_base_url(chosen, what=f"accounts URL (${ACCOUNTS_URL_ENV})")
+    if is_loopback_host(urlsplit(auth_url).hostname or ""):
+        return f"{auth_url}/accounts"
+    return DEFAULT_ACCOUNTS_URL
+
+
+def config_url(tenant_domain: str) -> str:
+    """The tenant's ``config.yaml`` URL; ``tenant_domain`` must be a bare host name with optional port."""
+    domain = tenant_domain.strip()
+    if not _TENANT_DOMAIN.match(domain):
+        raise CartoAPIError(
+            f"CARTO's accounts service gave an unusable tenant_domain {domain[:80]!r}. {_HINT}"
+        )
+    host = urlsplit(f"//{domain}").hostname or ""
+    return f"{'http' if is_loopback_host(host) else 'https'}://{domain}/config.yaml"
+
+
+def _get(
+    session: requests.Session,
+    url: str,
+    *,
+    what: str,
+    policy: RetryPolicy,
+    timeout: float | tuple[float, float],
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    try:
+        response = send(session, "GET", url, policy=policy, timeout=timeout, headers=headers)
+    except requests.RequestException as exc:
+        raise CartoAPIError(
+            unreachable_message(
+                f"{what} at {url}", exc, timed_out=isinstance(exc, requests.Timeout), hint=_HINT
+            ),
+            url=url,
+        ) from None
+    if response.status_code != 200:
+        error, _ = error_fields(response)
+        detail = error_detail(response)
+        raise CartoAPIError(
+            f"{what} at {url} answered HTTP {response.status_code} ({detail}). {_HINT}",
+            status=response.status_code,
+            error=error,
+            url=url,
+        )
+    return response
+
+
+def _account_fields(body: Any, url: str) -> tuple[str, str | None]:
+    if not isinstance(body, dict):
+        raise CartoAPIError(
+            f"CARTO's accounts service at {url} did not answer a JSON object. {_HINT}", url=url
+        )
+    if body.get("error"):
+        raise CartoAPIError(
+            f"CARTO's accounts service at {url} refused: {str(body['error'])[:200]}. {_HINT}",
+            error=str(body["error"]),
+            url=url,
+        )
+    domain = body.get("tenant_domain")
+    if not isinstance(domain, str) or not domain.strip():
+        raise CartoAPIError(
+            f"CARTO's accounts service at {url} did not say which CARTO tenant you use (no tenant_domain). "
+            f"{_HINT}",
+            url=url,
+        )
+    email = next((body[k] for k in ("email", "user_email") if isinstance(body.get(k), str)), None)
+    return domain.strip(), email
+
+
+def _base_url_from_config(text: str, url: str) -> str:
+    import yaml  # PyYAML: CARTO publishes the tenant configuration as YAML
+
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:
+        config = None
+    apis = config.get("apis") if isinstance(config, dict) else None
+    base = apis.get("baseUrl") if isinstance(apis, dict) else None
+    if not isinstance(base, str) or not base.strip():
+        raise CartoAPIError(f"The CARTO tenant configuration {url} has no apis.baseUrl. {_HINT}", url=url)
+    try:
+        return normalize_base_url(base, what=f"API base URL in {url}")
+    except CredentialsFileError as exc:
+        raise CartoAPIError(f"{exc} {_HINT}", url=url) from None
+
+
+def discover_account(
+    access_token: str,
+    *,
+    auth_url: str,
+    session: requests.Session,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+) -> Account:
+    """The API base URL (and e-mail, when CARTO tells it) of the user who owns ``access_token``."""
+    accounts_url = resolve_accounts_url(auth_url)
+    response = _get(
+        session,
+        accounts_url,
+        what="CARTO's accounts service",
+        policy=policy,
+        timeout=timeout,
+        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+    )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    tenant_domain, email = _account_fields(body, accounts_url)
+    tenant_config = config_url(tenant_domain)
+    response = _get(
+        session, tenant_config, what="The CARTO tenant configuration", policy=policy, timeout=timeout
+    )
+    return Account(_base_url_from_config(response.text, tenant_config), tenant_domain, email)

@@ -1,0 +1,1 @@
+"""Operators for CARTO SQL jobs and queries, imports and Workflows."""

@@ -1,0 +1,1 @@
+"""Sensors for CARTO SQL jobs started elsewhere."""
