@@ -22,9 +22,9 @@ from carto_provider.auth.oauth import (
     LoginToken,
     OAuthClient,
     login_cache,
-    unverified_claims,
 )
 from carto_provider.auth.pkce import challenge_of, new_state, new_verifier, state_matches
+from carto_provider.auth.tokens import unverified_claims
 from carto_provider.testing.browser import HeadlessBrowser, authorize_redirect
 from carto_provider.testing.routes.oauth import oauth_emulation
 

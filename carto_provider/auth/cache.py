@@ -251,11 +251,11 @@ class TokenCache:
                 if locked is False:  # another process is refreshing right now
                     return current
                 now = time.time()
-                disk = self._read_token(key)
+                disk, disk_last_attempt = self._read_entry(key)
                 if disk is not None and disk.fresh(now, min_ttl):
                     _MEMORY[slot] = disk
                     return disk
-                last = max(_LAST_ATTEMPT.get(slot, 0.0), self._read_last_attempt(key))
+                last = max(_LAST_ATTEMPT.get(slot, 0.0), disk_last_attempt)
                 if now - last < MIN_ADVISORY_INTERVAL:
                     return current
                 _LAST_ATTEMPT[slot] = now
@@ -452,13 +452,13 @@ class TokenCache:
         return _FileRead({}, damaged=kind)
 
     def _read_token(self, key: CacheKey) -> AccessToken | None:
-        entry = self._read_file().entries.get(key.id)
-        return self.token_class.from_dict(entry)
+        return self._read_entry(key)[0]
 
-    def _read_last_attempt(self, key: CacheKey) -> float:
+    def _read_entry(self, key: CacheKey) -> tuple[AccessToken | None, float]:
+        """The cached token for ``key`` and when a refresh of it was last attempted (0: never)."""
         entry = self._read_file().entries.get(key.id)
-        value = entry.get("last_attempt") if isinstance(entry, dict) else None
-        return float(value) if isinstance(value, int | float) else 0.0
+        last = entry.get("last_attempt") if isinstance(entry, dict) else None
+        return self.token_class.from_dict(entry), float(last) if isinstance(last, int | float) else 0.0
 
     def _save(self, key: CacheKey, token: AccessToken, *, last_attempt: float | None = None) -> None:
         """Write ``token`` under ``key`` (the caller holds the file lock, or it timed out)."""

@@ -29,9 +29,9 @@ M2M_CACHE_FILENAME = "token_m2m.json"
 OAUTH_CACHE_FILENAME = "token_oauth.json"
 
 
-def default_cache_path(filename: str) -> Path:
-    """``~/.carto-auth/<filename>``, the seed's location."""
-    return Path(DEFAULT_CACHE_DIR).expanduser() / filename
+def default_cache_path(filename: str, directory: str | os.PathLike[str] | None = None) -> Path:
+    """``<directory>/<filename>``; without a directory, ``~/.carto-auth/<filename>`` (the seed's)."""
+    return Path(directory or DEFAULT_CACHE_DIR).expanduser() / filename
 
 
 def m2m_cache_key(credentials: M2MCredentials, *, audience: str = AUDIENCE) -> CacheKey:
@@ -212,20 +212,25 @@ class CartoAuth:
         """The CARTO API base URL, e.g. ``https://gcp-us-east1.api.carto.com``."""
         return self.api_base_url
 
-    def _token_for_request(self, rejected: str | None) -> str:
-        token = self.cache.get(self.cache_key, self._fetch_token, rejected=rejected)
-        return self._remember(token.value)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def request(
+        self, method: str, path: str, *, session: requests.Session | None = None, **kwargs: Any
+    ) -> requests.Response:
         """Call the CARTO API (``path`` relative to the base URL) with the token handled.
 
         A 401 refreshes the token once and retries once; transient failures are retried; any other
         failure raises :class:`~carto_provider.auth.errors.CartoAPIError` with CARTO's error.
+        ``session`` replaces this object's HTTP session (e.g. one with other transport retries);
+        other keyword arguments go to :func:`~carto_provider.auth.session.authorized_request`.
         """
         kwargs.setdefault("policy", self.retry_policy)
         kwargs.setdefault("timeout", self.timeout)
         return authorized_request(
-            self._session, self._token_for_request, self.api_base_url, method, path, **kwargs
+            session or self._session,
+            lambda rejected: self.get_token(rejected=rejected).value,
+            self.api_base_url,
+            method,
+            path,
+            **kwargs,
         )
 
     # ------------------------------------------------------------------ CARTO Data Warehouse

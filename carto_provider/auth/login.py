@@ -41,10 +41,9 @@ from carto_provider.auth.oauth import (
     exchange_code,
     login_cache,
     login_command,
-    unverified_claims,
 )
 from carto_provider.auth.pkce import challenge_of, new_state, new_verifier, state_matches
-from carto_provider.auth.tokens import AccessToken
+from carto_provider.auth.tokens import AccessToken, unverified_claims
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,7 @@ login is the only way forward, which tasks never attempt (:func:`cached_login_au
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -195,19 +192,7 @@ def login_cache(
 
 def default_login_cache_path(token_cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """``<token_cache_dir>/token_oauth.json``, by default ``~/.carto-auth/token_oauth.json``."""
-    if token_cache_dir:
-        return Path(token_cache_dir).expanduser() / OAUTH_CACHE_FILENAME
-    return default_cache_path(OAUTH_CACHE_FILENAME)
-
-
-def unverified_claims(token: str) -> dict[str, Any]:
-    """The JWT payload of ``token`` *without* verifying it: only to show who logged in."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError, binascii.Error):
-        return {}
-    return claims if isinstance(claims, dict) else {}
+    return default_cache_path(OAUTH_CACHE_FILENAME, token_cache_dir)
 
 
 def _refused_code(response: requests.Response) -> CredentialsError:

@@ -23,17 +23,22 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:8]
 
 
-def jwt_expiry(token: str) -> float | None:
-    """The ``exp`` claim of a JWT, read without verifying it; None when the token is not a JWT."""
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT read *without* verifying it ({} when the token is not a JWT): only for
+    showing who logged in and for an ``exp`` earlier than ``expires_in``, never to trust anyone."""
     parts = token.split(".")
     if len(parts) != 3:
-        return None
-    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+        return {}
     try:
-        claims = json.loads(base64.urlsafe_b64decode(payload))
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (binascii.Error, ValueError):
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT, read without verifying it; None when there is none."""
+    exp = unverified_claims(token).get("exp")
     return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 

@@ -143,9 +143,7 @@ class CartoConnectionSettings:
 
     def cache_path(self, filename: str) -> Path:
         """Where this connection's tokens are cached."""
-        if self.token_cache_dir:
-            return Path(self.token_cache_dir).expanduser() / filename
-        return default_cache_path(filename)
+        return default_cache_path(filename, self.token_cache_dir)
 
     def m2m_token_cache(self, credentials: M2MCredentials) -> TokenStore:
         """This machine's file cache, behind the fleet-wide Redis cache when ``token_cache`` is redis."""

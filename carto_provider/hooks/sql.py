@@ -28,7 +28,7 @@ from requests.adapters import HTTPAdapter, Retry
 
 from carto_provider.auth.errors import CartoAPIError
 from carto_provider.auth.http import RetryAfterWait, RetryPolicy, new_session
-from carto_provider.auth.session import api_error, authorized_request
+from carto_provider.auth.session import api_error
 from carto_provider.hooks.carto import CartoAuthHook
 from carto_provider.hooks.sql_api import (
     CARTO_DW,
@@ -113,16 +113,11 @@ class CartoSQLHook(CartoAuthHook):
             self._once_session = _connect_retry_session()
         session = self._once_session
 
-        def tokens(rejected: str | None) -> str:
-            return auth.get_token(rejected=rejected).value
-
         def attempt() -> requests.Response:
-            return authorized_request(
-                session,
-                tokens,
-                auth.get_api_base_url(),
+            return auth.request(
                 method,
                 path,
+                session=session,
                 policy=_ONE_ATTEMPT,
                 timeout=timeout or self.timeout,
                 raise_for_status=False,
