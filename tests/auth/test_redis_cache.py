@@ -26,7 +26,7 @@ if shutil.which("redis-server") is None:  # make system-deps installs it; CI mus
 
 pytestmark = pytest.mark.redis
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REDIS_PASSWORD = "redis-pass-7f3a9c"
 TOKEN_LATENCY = 0.3  # widens the window in which machines race for a token
 

@@ -43,7 +43,7 @@ def test_carto_dw_etl_dag_succeeds(airflow_db, dw_connection, carto_emulator, ex
 def test_check_task_catches_a_wrong_aggregation() -> None:
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "example_dags" / "carto_dw_etl.py"
+    path = Path(__file__).resolve().parents[2] / "example_dags" / "carto_dw_etl.py"
     spec = importlib.util.spec_from_file_location("carto_dw_etl_module", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

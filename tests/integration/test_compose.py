@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 AIRFLOW_SERVICES = {
     "airflow-apiserver",
@@ -327,7 +327,7 @@ def network_main(spec: dict[str, Any]) -> None:
     on the compose ports, then the workers. Prints one JSON report line."""
     from carto_provider.testing.emulator import CartoEmulator
     from carto_provider.testing.redis_server import RedisServer
-    from tests.test_redis_cache import last_json, start_together
+    from tests.auth.test_redis_cache import last_json, start_together
 
     scratch = Path(spec["scratch"])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
@@ -361,7 +361,7 @@ def worker_main(go: str) -> None:
     """One Airflow worker: the hook with the compose environment, released by the go file."""
     from carto_provider.auth.tokens import fingerprint
     from carto_provider.hooks.carto import CartoAuthHook
-    from tests.test_redis_cache import wait_for_go
+    from tests.auth.test_redis_cache import wait_for_go
 
     hook = CartoAuthHook()
     wait_for_go(go)

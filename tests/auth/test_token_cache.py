@@ -195,7 +195,7 @@ def test_an_insecure_cache_file_is_not_trusted_and_is_replaced(carto_emulator, t
         ],
         check=True,
         capture_output=True,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
     assert carto_emulator.token_requests() == 2

@@ -1,0 +1,1 @@
+"""Tests of the carto connection type: form, settings, sources, the Test button."""

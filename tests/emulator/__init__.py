@@ -1,0 +1,1 @@
+"""Tests of the CARTO emulator (carto_provider.testing)."""

@@ -1,0 +1,1 @@
+"""DAG runs of the example DAGs, the CLI and the deploy files."""
