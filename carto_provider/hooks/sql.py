@@ -22,13 +22,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import requests
-import tenacity
-from requests.adapters import HTTPAdapter, Retry
-
-from carto_provider.auth.errors import CartoAPIError
-from carto_provider.auth.http import RetryAfterWait, RetryPolicy, new_session
-from carto_provider.auth.session import api_error
 from carto_provider.hooks.carto import CartoAuthHook
 from carto_provider.hooks.sql_api import (
     CARTO_DW,
@@ -45,35 +38,15 @@ from carto_provider.hooks.sql_api import (
     job_path,
     poll_delays,
     query_body,
-    response_json,
     sql_path,
 )
+from carto_provider.transport import RetryPolicy, Transport
 
 log = logging.getLogger(__name__)
 
 SQL_JOB, IMPORT = "SQL job", "import"
-#: Statuses meaning "not accepted, try later": safe to repeat even a request that creates something.
-REFUSED_STATUS = frozenset({429, 503})
-#: How requests that must not run twice are retried (only on REFUSED_STATUS; see the module doc).
+#: How requests that must not run twice are retried (only when CARTO refused them; see the module doc).
 AT_MOST_ONCE_RETRY = RetryPolicy(attempts=6, initial_wait=2.0, max_wait=60.0, max_retry_after=120.0)
-#: Connection set-up failures retried by urllib3 below requests: the request was never sent.
-CONNECT_RETRIES = 3
-_ONE_ATTEMPT = RetryPolicy(attempts=1)
-
-
-def _connect_retry_session() -> requests.Session:
-    """A session whose only retries are of connection set-up (nothing sent, so nothing to repeat)."""
-    session = new_session()
-    retry = Retry(total=None, connect=CONNECT_RETRIES, read=0, status=0, other=0, backoff_factor=0.5)
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
-
-
-def _returned(state: tenacity.RetryCallState) -> Any:
-    outcome = state.outcome
-    return outcome.result() if outcome is not None and not outcome.failed else None
 
 
 class CartoSQLHook(CartoAuthHook):
@@ -96,61 +69,31 @@ class CartoSQLHook(CartoAuthHook):
         super().__init__(carto_conn_id, **kwargs)
         self.at_most_once_retry = at_most_once_retry
         self.query_timeout = query_timeout
-        self._once_session: requests.Session | None = None
+        self._transport: Transport | None = None
 
     # ------------------------------------------------------------------ transport
 
+    def transport(self) -> Transport:
+        """This hook's one HTTP transport (a single ``httpx.Client``), with the connection's tokens."""
+        if self._transport is None:
+            auth = self.get_auth()
+            self._transport = Transport(
+                auth.get_api_base_url(),
+                tokens=lambda rejected: auth.get_token(rejected=rejected).value,
+                policy=self.retry_policy,
+                timeout=self.timeout,
+            )
+        return self._transport
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """An idempotent call: every transient failure retried (see the module doc)."""
-        return response_json(self.request(method, path, **kwargs))
+        return self.transport().request_json(method, path, **kwargs)
 
-    def _call_at_most_once(
-        self, method: str, path: str, *, json: Any, timeout: float | tuple[float, float] | None = None
-    ) -> Any:
+    def _call_at_most_once(self, method: str, path: str, *, json: Any, timeout: Any = None) -> Any:
         """A call that must not run twice: repeated only when CARTO certainly did not act on it."""
-        auth = self.get_auth()
-        if self._once_session is None:
-            self._once_session = _connect_retry_session()
-        session = self._once_session
-
-        def attempt() -> requests.Response:
-            return auth.request(
-                method,
-                path,
-                session=session,
-                policy=_ONE_ATTEMPT,
-                timeout=timeout or self.timeout,
-                raise_for_status=False,
-                json=json,
-            )
-
-        policy = self.at_most_once_retry
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(policy.attempts),
-            wait=RetryAfterWait(policy, _returned),
-            retry=tenacity.retry_if_result(lambda r: r.status_code in REFUSED_STATUS),
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-            before_sleep=lambda state: log.warning(
-                "CARTO refused %s %s (HTTP %s); trying again in %.1f s",
-                method,
-                path,
-                state.outcome.result().status_code if state.outcome else "?",
-                state.next_action.sleep if state.next_action else 0.0,
-            ),
+        return self.transport().request_json(
+            method, path, json=json, at_most_once=True, policy=self.at_most_once_retry, timeout=timeout
         )
-        try:
-            response: requests.Response = retrying(attempt)
-        except CartoAPIError as exc:
-            if exc.status is None:  # no answer: a timeout or a dropped connection
-                raise CartoAPIError(
-                    f"{exc} CARTO may have acted on this {method} {path} anyway: check before running "
-                    "it again (it is not repeated automatically because it must not run twice).",
-                    url=exc.url,
-                ) from None
-            raise
-        if response.status_code >= 400:
-            raise api_error(response, api_base_url=auth.get_api_base_url())
-        return response_json(response)
 
     # ------------------------------------------------------------------ SQL API: queries
 

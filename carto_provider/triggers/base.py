@@ -104,6 +104,8 @@ class CartoJobTrigger(BaseTrigger):
                 await asyncio.sleep(delay if remaining is None else min(delay, remaining))
         except CartoError as exc:
             yield TriggerEvent({"status": ERROR, "job_id": self.job_id, "job": None, "message": str(exc)})
+        finally:
+            await hook.aclose()
 
     async def _timed_out(self, hook: CartoSQLAsyncHook, job: CartoJob) -> dict[str, Any]:
         message = f"{job.describe()} was still {job.status or 'running'!r} when the task's time ran out"
@@ -119,7 +121,10 @@ class CartoJobTrigger(BaseTrigger):
         """Cancel the CARTO job when a user kills the deferred task (Airflow 3.3+)."""
         if not self.cancel_on_kill:
             return
+        hook = self._hook()
         try:
-            await self._cancel(self._hook())
+            await self._cancel(hook)
         except CartoError as exc:
             self.log.warning("Could not cancel CARTO job %r: %s", self.job_id, exc)
+        finally:
+            await hook.aclose()

@@ -14,7 +14,7 @@ class CartoImportTrigger(CartoJobTrigger):
     """
 
     async def _fetch(self, hook: CartoSQLAsyncHook) -> CartoJob:
-        return await hook.get_import(self.job_id)
+        return await hook.aget_import(self.job_id)
 
     async def _cancel(self, hook: CartoSQLAsyncHook) -> CartoJob:
-        return await hook.cancel_import(self.job_id)
+        return await hook.acancel_import(self.job_id)

@@ -25,7 +25,7 @@ class CartoSQLJobTrigger(CartoJobTrigger):
         return {"connection": self.connection}
 
     async def _fetch(self, hook: CartoSQLAsyncHook) -> CartoJob:
-        return await hook.get_job(self.job_id, connection=self.connection)
+        return await hook.aget_job(self.job_id, connection=self.connection)
 
     async def _cancel(self, hook: CartoSQLAsyncHook) -> CartoJob:
-        return await hook.cancel_job(self.job_id, connection=self.connection)
+        return await hook.acancel_job(self.job_id, connection=self.connection)

@@ -1,0 +1,134 @@
+"""carto_provider.transport over loopback HTTP: retries, Retry-After, the 401 refresh, redirects."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from carto_provider.auth.errors import CartoAPIError
+from carto_provider.hooks.sql import CartoSQLHook
+from carto_provider.hooks.sql_async import CartoSQLAsyncHook
+from carto_provider.transport import AsyncTransport, RetryPolicy, Transport, form_post
+
+QUICK = RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.02, max_retry_after=0.05)
+
+
+@pytest.fixture
+def emulator_token(carto_emulator, carto_connection) -> str:
+    return CartoSQLHook().get_access_token()
+
+
+@pytest.fixture
+def redirecting_server() -> Iterator[tuple[str, list[str]]]:
+    """A loopback server whose every answer is a 307 to ``/elsewhere``; returns (url, paths seen)."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.path)
+            self.send_response(307)
+            self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_redirects_are_never_followed(redirecting_server):
+    url, seen = redirecting_server
+    response = form_post(f"{url}/oauth/token", {"client_secret": "s3cret"}, policy=QUICK)
+    assert response.status_code == 307
+    assert seen == ["/oauth/token"]
+
+
+def test_a_refused_token_is_refreshed_once_naming_it(carto_emulator, emulator_token):
+    asked: list[str | None] = []
+
+    def tokens(rejected: str | None) -> str:
+        asked.append(rejected)
+        return "stale-token" if rejected is None else emulator_token
+
+    with Transport(carto_emulator.url, tokens=tokens, policy=QUICK) as transport:
+        assert transport.request_json("GET", "/v3/sql/jobs") is not None
+    assert asked == [None, "stale-token"]
+    assert carto_emulator.calls("GET /v3/sql/jobs") == 2
+
+
+def test_a_token_refused_twice_fails_with_carto_error(carto_emulator):
+    transport = Transport(carto_emulator.url, tokens=lambda rejected: "bad", policy=QUICK)
+    with pytest.raises(CartoAPIError, match="refused the token") as info:
+        transport.request("GET", "/v3/sql/jobs")
+    assert info.value.status == 401
+    assert carto_emulator.calls("GET /v3/sql/jobs") == 2
+
+
+def test_idempotent_calls_retry_5xx_and_at_most_once_calls_do_not(carto_emulator, emulator_token):
+    transport = Transport(carto_emulator.url, tokens=lambda rejected: emulator_token, policy=QUICK)
+    carto_emulator.add_fault("GET /v3/sql/jobs", 502, times=2)
+    transport.request("GET", "/v3/sql/jobs")
+    assert carto_emulator.calls("GET /v3/sql/jobs") == 3
+    carto_emulator.add_fault("POST /v3/sql/carto_dw/job", 502, times=2, body={"error": "boom"})
+    with pytest.raises(CartoAPIError, match="boom"):
+        transport.request("POST", "/v3/sql/carto_dw/job", json={"query": "SELECT 1"}, at_most_once=True)
+    assert carto_emulator.calls("POST /v3/sql/carto_dw/job") == 1
+
+
+def test_retry_after_is_honoured_and_capped_and_the_budget_bounds_retries(carto_emulator, emulator_token):
+    transport = Transport(carto_emulator.url, tokens=lambda rejected: emulator_token)
+    carto_emulator.add_fault("GET /v3/sql/jobs", 429, times=1, headers={"Retry-After": "3600"})
+    capped = RetryPolicy(attempts=3, initial_wait=5.0, max_wait=5.0, max_retry_after=0.01)
+    transport.request("GET", "/v3/sql/jobs", policy=capped)  # would take an hour uncapped
+    assert carto_emulator.calls("GET /v3/sql/jobs") == 2
+    carto_emulator.add_fault("GET /v3/sql/jobs", 429, times=1000)
+    budget = RetryPolicy(attempts=1000, initial_wait=0.05, max_wait=0.05, budget=0.3)
+    with pytest.raises(CartoAPIError) as info:
+        transport.request("GET", "/v3/sql/jobs", policy=budget)
+    assert info.value.status == 429
+    assert 2 < carto_emulator.calls("GET /v3/sql/jobs") < 30
+
+
+def test_an_unreachable_api_is_reported_without_a_status():
+    transport = Transport("http://127.0.0.1:9", tokens=lambda rejected: "t", policy=QUICK, timeout=0.5)
+    with pytest.raises(CartoAPIError, match="could not be reached") as info:
+        transport.request("GET", "/v3/sql/jobs")
+    assert info.value.status is None
+
+
+def test_the_async_transport_keeps_one_client_across_calls(carto_emulator, emulator_token):
+    async def two_calls() -> tuple[object, object]:
+        async with AsyncTransport(carto_emulator.url, tokens=lambda r: emulator_token) as transport:
+            await transport.arequest("GET", "/v3/sql/jobs")
+            first = transport._client
+            await transport.arequest("GET", "/v3/sql/jobs")
+            return first, transport._client
+
+    first, second = asyncio.run(two_calls())
+    assert first is not None and first is second
+
+
+def test_the_async_hook_reads_through_one_transport(carto_emulator, carto_connection):
+    job = CartoSQLHook().submit_job("SELECT 1")
+
+    async def poll_twice() -> None:
+        hook = CartoSQLAsyncHook()
+        await hook.aget_job(job.job_id)
+        transport = await hook.atransport()
+        await hook.aget_job(job.job_id)
+        assert await hook.atransport() is transport
+        await hook.aclose()
+
+    asyncio.run(poll_twice())
