@@ -1,4 +1,4 @@
-"""CARTO authentication without Airflow: the seed's ``CartoAuth`` API on a safe, shared token cache.
+"""CARTO authentication without Airflow: ``carto-auth``'s ``CartoAuth`` API on a safe, shared token cache.
 
 >>> from carto_provider.auth import CartoAuth
 >>> auth = CartoAuth.from_m2m("./carto_credentials.json")   # doctest: +SKIP
@@ -7,23 +7,35 @@
 
 from carto_provider.auth.carto_auth import CartoAuth
 from carto_provider.auth.config import M2MCredentials
-from carto_provider.auth.errors import (
-    CartoAPIError,
-    CartoError,
-    CredentialsError,
-    CredentialsFileError,
-    LoginRequiredError,
-)
 from carto_provider.auth.http import RetryPolicy
 from carto_provider.auth.tokens import AccessToken
+from carto_provider.errors import (
+    CartoAPIError,
+    CartoError,
+    ConfigurationError,
+    CredentialsAPIError,
+    CredentialsConfigError,
+    CredentialsError,
+    CredentialsFieldMissingError,
+    CredentialsFileError,
+    CredentialsFileJSONError,
+    CredentialsFileNotFoundError,
+    LoginRequiredError,
+)
 
 __all__ = [
     "AccessToken",
     "CartoAPIError",
     "CartoAuth",
     "CartoError",
+    "ConfigurationError",
+    "CredentialsAPIError",
+    "CredentialsConfigError",
     "CredentialsError",
+    "CredentialsFieldMissingError",
     "CredentialsFileError",
+    "CredentialsFileJSONError",
+    "CredentialsFileNotFoundError",
     "LoginRequiredError",
     "M2MCredentials",
     "RetryPolicy",

@@ -17,10 +17,11 @@ from carto_provider.auth.dw import (
     build_dw_client,
     parse_dw_token_response,
 )
-from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, new_session
+from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, new_session, response_body
 from carto_provider.auth.m2m import request_client_credentials_token
 from carto_provider.auth.session import authorized_request
 from carto_provider.auth.tokens import AccessToken
+from carto_provider.errors import CartoAPIError, CredentialsAPIError, CredentialsError
 
 if TYPE_CHECKING:
     from google.cloud.bigquery import Client
@@ -237,11 +238,13 @@ class CartoAuth:
 
     def get_carto_dw_credentials(self) -> tuple[str, str]:
         """``(project_id, token)`` for the CARTO Data Warehouse (BigQuery underneath)."""
-        response = self.request("GET", DW_TOKEN_PATH)
         try:
-            body = response.json()
-        except ValueError:
-            body = None
+            response = self.request("GET", DW_TOKEN_PATH)
+        except CredentialsError:
+            raise
+        except CartoAPIError as exc:  # carto-auth's contract: every DW token failure is a CredentialsError
+            raise CredentialsAPIError(str(exc), status=exc.status, error=exc.error, url=exc.url) from None
+        body = response_body(response)
         project_id, token = parse_dw_token_response(body, api_base_url=self.api_base_url)
         self._remember(token)
         return project_id, token

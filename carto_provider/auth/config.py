@@ -9,16 +9,22 @@ with an optional ``auth_url`` (the OAuth server's base URL).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from carto_provider.auth.errors import CredentialsFileError
+from carto_provider.auth.urls import check_url, is_loopback_host
+from carto_provider.errors import (
+    CredentialsConfigError,
+    CredentialsFieldMissingError,
+    CredentialsFileError,
+    CredentialsFileJSONError,
+    CredentialsFileNotFoundError,
+)
 
 DEFAULT_AUTH_URL = "https://auth.carto.com"
 AUTH_URL_ENV = "CARTO_AUTH_URL"
@@ -29,59 +35,22 @@ AUDIENCE = "carto-cloud-native-api"
 REQUIRED_M2M_FIELDS = ("api_base_url", "client_id", "client_secret")
 
 
-def is_loopback_host(host: str) -> bool:
-    """Return True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def insecure_http_hosts(environ: Mapping[str, str] = os.environ) -> frozenset[str]:
+    """The host names ``$CARTO_ALLOW_INSECURE_HTTP_HOSTS`` allows over plain http (exact names, no
+    wildcards; the deliberate escape hatch for an emulator on a container network)."""
+    return frozenset(h.strip().lower() for h in environ.get(INSECURE_HTTP_HOSTS_ENV, "").split(",")) - {""}
 
 
 def insecure_http_allowed(host: str) -> bool:
     """True when ``http://`` may be used for ``host``: loopback, or listed in
-    ``$CARTO_ALLOW_INSECURE_HTTP_HOSTS`` (exact names, no wildcards; the deliberate escape hatch for
-    an emulator on a container network)."""
-    allowed = {h.strip().lower() for h in os.environ.get(INSECURE_HTTP_HOSTS_ENV, "").split(",")}
-    return is_loopback_host(host) or host.strip("[]").lower() in allowed - {""}
+    ``$CARTO_ALLOW_INSECURE_HTTP_HOSTS``."""
+    return is_loopback_host(host) or host.strip("[]").lower() in insecure_http_hosts()
 
 
 def normalize_base_url(url: str, *, what: str = "API base URL") -> str:
-    """Validate a CARTO base URL and return it without a trailing slash.
-
-    The scheme is optional (``https://`` is assumed). ``http://`` is accepted only for loopback hosts,
-    such as the emulator, so that a typo cannot send a bearer token over the network in clear text,
-    and for hosts named in ``$CARTO_ALLOW_INSECURE_HTTP_HOSTS`` (see :func:`insecure_http_allowed`).
-    """
-    text = (url or "").strip()
-    if not text:
-        raise CredentialsFileError(f"The {what} is empty; expected e.g. https://gcp-us-east1.api.carto.com")
-    if "://" not in text:
-        text = "https://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise CredentialsFileError(f"The {what} {_shown(url)} is not an http(s) URL with a host name.")
-    if parts.scheme == "http" and not insecure_http_allowed(parts.hostname):
-        raise CredentialsFileError(
-            f"The {what} {_shown(url)} uses http:// for the non-loopback host {parts.hostname!r}; "
-            "use https:// (plain http is only accepted for localhost, e.g. the CARTO emulator, "
-            f"and for hosts listed in ${INSECURE_HTTP_HOSTS_ENV})."
-        )
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise CredentialsFileError(
-            f"The {what} for host {parts.hostname!r} must not carry a query, fragment or user info."
-        )
-    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
-
-
-def _shown(url: str) -> str:
-    """Quote a URL for an error message, without any user info or query it may carry."""
-    parts = urlsplit(url.strip() if "://" in url else "https://" + url.strip())
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return repr(f"{parts.scheme}://{host}{port}{parts.path}" if "://" in url else f"{host}{port}{parts.path}")
+    """Validate a CARTO base URL (:func:`~carto_provider.auth.urls.check_url`, with the hosts of
+    ``$CARTO_ALLOW_INSECURE_HTTP_HOSTS``) and return it without a trailing slash."""
+    return check_url(url, what=what, insecure_http_hosts=insecure_http_hosts())
 
 
 def resolve_auth_url(explicit: str | None = None) -> str:
@@ -118,22 +87,34 @@ class M2MCredentials:
         return f"{self.auth_url}/oauth/token"
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, source: str) -> M2MCredentials:
-        """Build credentials from a mapping, naming ``source`` (a file or connection) in every error."""
+    def from_mapping(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str,
+        error: type[CredentialsConfigError] = CredentialsConfigError,
+        auth_url: str | None = None,
+    ) -> M2MCredentials:
+        """Build credentials from a mapping, naming ``source`` (a file or connection) in every error.
+
+        ``error`` is the class raised (:class:`CredentialsFileError` for a file); ``auth_url`` is the
+        resolved default when the mapping has none.
+        """
         for name in REQUIRED_M2M_FIELDS:
             value = data.get(name)
             if value is None:
-                raise CredentialsFileError(f"{source} is missing the required field {name!r}.")
+                missing = CredentialsFieldMissingError if issubclass(error, CredentialsFileError) else error
+                raise missing(f"{source} is missing the required field {name!r}.")
             if not isinstance(value, str) or not value.strip():
-                raise CredentialsFileError(f"{source} has an empty or non-text value for {name!r}.")
-        auth_url = data.get("auth_url")
-        if auth_url is not None and not isinstance(auth_url, str):
-            raise CredentialsFileError(f"{source} has a non-text value for 'auth_url'.")
+                raise error(f"{source} has an empty or non-text value for {name!r}.")
+        explicit_auth_url = data.get("auth_url")
+        if explicit_auth_url is not None and not isinstance(explicit_auth_url, str):
+            raise error(f"{source} has a non-text value for 'auth_url'.")
         try:
             api_base_url = normalize_base_url(data["api_base_url"])
-            resolved_auth_url = resolve_auth_url(auth_url or None)
-        except CredentialsFileError as exc:
-            raise CredentialsFileError(f"{source}: {exc}") from None
+            resolved_auth_url = resolve_auth_url(explicit_auth_url or auth_url or None)
+        except CredentialsConfigError as exc:
+            raise error(f"{source}: {exc}") from None
         return cls(
             api_base_url=api_base_url,
             client_id=data["client_id"].strip(),
@@ -142,23 +123,47 @@ class M2MCredentials:
         )
 
     @classmethod
-    def from_file(cls, filepath: str | os.PathLike[str]) -> M2MCredentials:
-        """Read a ``carto_credentials.json`` file."""
+    def from_file(cls, filepath: str | os.PathLike[str], *, auth_url: str | None = None) -> M2MCredentials:
+        """Read a ``carto_credentials.json`` file (``auth_url``: the default when it names none)."""
         path = Path(filepath).expanduser()
         source = f"The CARTO credentials file {str(path)!r}"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise CredentialsFileError(f"{source} does not exist.") from None
-        except OSError as exc:
-            raise CredentialsFileError(f"{source} cannot be read ({exc.strerror}).") from None
+        text = _read_credentials_text(path, source)
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise CredentialsFileError(
-                f"{source} is not valid JSON; expected an object with "
-                "api_base_url, client_id and client_secret."
+        except json.JSONDecodeError as exc:
+            raise CredentialsFileJSONError(
+                f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}); expected an object "
+                "with api_base_url, client_id and client_secret.",
+                lineno=exc.lineno,
+                colno=exc.colno,
+                pos=exc.pos,
             ) from None
+        except RecursionError:
+            raise CredentialsFileJSONError(f"{source} is not a credentials file (too deep).") from None
         if not isinstance(data, dict):
             raise CredentialsFileError(f"{source} must contain a JSON object, not {type(data).__name__}.")
-        return cls.from_mapping(data, source=source)
+        return cls.from_mapping(data, source=source, error=CredentialsFileError, auth_url=auth_url)
+
+
+#: A credentials file is a few hundred bytes.
+MAX_CREDENTIALS_FILE_BYTES = 64 * 1024
+
+
+def _read_credentials_text(path: Path, source: str) -> str:
+    """The file's text; never blocks on a FIFO or device, never reads more than 64 KiB."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise CredentialsFileNotFoundError(f"{source} does not exist.", str(path)) from None
+    except OSError as exc:
+        raise CredentialsFileError(f"{source} cannot be read ({exc.strerror}).") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise CredentialsFileError(f"{source} is not a regular file.")
+        raw = handle.read(MAX_CREDENTIALS_FILE_BYTES + 1)
+    if len(raw) > MAX_CREDENTIALS_FILE_BYTES:
+        raise CredentialsFileError(f"{source} is larger than a credentials file can be (64 KiB).")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CredentialsFileJSONError(f"{source} is not valid JSON (not UTF-8 text).") from None

@@ -11,30 +11,29 @@ The tenant's ``config.yaml`` is fetched over https, or plain http for a loopback
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from carto_provider.auth.config import is_loopback_host, normalize_base_url
-from carto_provider.auth.errors import CartoAPIError, CredentialsFileError
+from carto_provider.auth.config import normalize_base_url
 from carto_provider.auth.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     RetryPolicy,
     error_detail,
     error_fields,
+    response_body,
     send,
     unreachable_message,
 )
+from carto_provider.auth.untrusted import MAX_BODY_BYTES, UnusableBody, location_host, redact
+from carto_provider.auth.urls import check_authority, is_loopback_host, shown
+from carto_provider.errors import CredentialsAPIError, CredentialsConfigError
 
 DEFAULT_ACCOUNTS_URL = "https://accounts.app.carto.com/accounts"
 ACCOUNTS_URL_ENV = "CARTO_ACCOUNTS_URL"
-_TENANT_DOMAIN = re.compile(
-    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:\d{1,5})?$"
-)
 _HINT = (
     "Give your API base URL instead (`carto-provider login --api-base-url URL`, or "
     "from_oauth(api_base_url=...)); CARTO Workspace > Developers shows it."
@@ -63,11 +62,12 @@ def resolve_accounts_url(auth_url: str) -> str:
 def config_url(tenant_domain: str) -> str:
     """The tenant's ``config.yaml`` URL; ``tenant_domain`` must be a bare host name with optional port."""
     domain = tenant_domain.strip()
-    if not _TENANT_DOMAIN.match(domain):
-        raise CartoAPIError(
-            f"CARTO's accounts service gave an unusable tenant_domain {domain[:80]!r}. {_HINT}"
-        )
-    host = urlsplit(f"//{domain}").hostname or ""
+    try:
+        host, _ = check_authority(domain, what="tenant_domain", value=domain)
+    except CredentialsConfigError:
+        raise CredentialsAPIError(
+            f"CARTO's accounts service gave an unusable tenant_domain {shown(domain)}. {_HINT}"
+        ) from None
     return f"{'http' if is_loopback_host(host) else 'https'}://{domain}/config.yaml"
 
 
@@ -79,20 +79,34 @@ def _get(
     policy: RetryPolicy,
     timeout: float | tuple[float, float],
     headers: dict[str, str] | None = None,
+    secrets: tuple[str, ...] = (),
 ) -> requests.Response:
     try:
-        response = send(session, "GET", url, policy=policy, timeout=timeout, headers=headers)
+        response = send(
+            session, "GET", url, policy=policy, timeout=timeout, headers=headers, max_body=MAX_BODY_BYTES
+        )
+    except UnusableBody as exc:
+        raise CredentialsAPIError(
+            f"{what} at {url} sent an unusable answer ({exc}). {_HINT}", url=url
+        ) from None
     except requests.RequestException as exc:
-        raise CartoAPIError(
+        raise CredentialsAPIError(
             unreachable_message(
                 f"{what} at {url}", exc, timed_out=isinstance(exc, requests.Timeout), hint=_HINT
             ),
             url=url,
         ) from None
+    if 300 <= response.status_code < 400:
+        raise CredentialsAPIError(
+            f"{what} at {url} answered HTTP {response.status_code}, a redirect to host "
+            f"{location_host(response.headers)!r}, which is never followed. {_HINT}",
+            status=response.status_code,
+            url=url,
+        )
     if response.status_code != 200:
-        error, _ = error_fields(response)
-        detail = error_detail(response)
-        raise CartoAPIError(
+        error, _ = error_fields(response, secrets)
+        detail = error_detail(response, secrets)
+        raise CredentialsAPIError(
             f"{what} at {url} answered HTTP {response.status_code} ({detail}). {_HINT}",
             status=response.status_code,
             error=error,
@@ -101,20 +115,20 @@ def _get(
     return response
 
 
-def _account_fields(body: Any, url: str) -> tuple[str, str | None]:
+def _account_fields(body: Any, url: str, token: str) -> tuple[str, str | None]:
     if not isinstance(body, dict):
-        raise CartoAPIError(
+        raise CredentialsAPIError(
             f"CARTO's accounts service at {url} did not answer a JSON object. {_HINT}", url=url
         )
     if body.get("error"):
-        raise CartoAPIError(
-            f"CARTO's accounts service at {url} refused: {str(body['error'])[:200]}. {_HINT}",
-            error=str(body["error"]),
+        raise CredentialsAPIError(
+            f"CARTO's accounts service at {url} refused: {redact(str(body['error']), [token])}. {_HINT}",
+            error=redact(str(body["error"]), [token]),
             url=url,
         )
     domain = body.get("tenant_domain")
     if not isinstance(domain, str) or not domain.strip():
-        raise CartoAPIError(
+        raise CredentialsAPIError(
             f"CARTO's accounts service at {url} did not say which CARTO tenant you use (no tenant_domain). "
             f"{_HINT}",
             url=url,
@@ -133,11 +147,13 @@ def _base_url_from_config(text: str, url: str) -> str:
     apis = config.get("apis") if isinstance(config, dict) else None
     base = apis.get("baseUrl") if isinstance(apis, dict) else None
     if not isinstance(base, str) or not base.strip():
-        raise CartoAPIError(f"The CARTO tenant configuration {url} has no apis.baseUrl. {_HINT}", url=url)
+        raise CredentialsAPIError(
+            f"The CARTO tenant configuration {url} has no apis.baseUrl. {_HINT}", url=url
+        )
     try:
         return normalize_base_url(base, what=f"API base URL in {url}")
-    except CredentialsFileError as exc:
-        raise CartoAPIError(f"{exc} {_HINT}", url=url) from None
+    except CredentialsConfigError as exc:
+        raise CredentialsAPIError(f"{exc} {_HINT}", url=url) from None
 
 
 def discover_account(
@@ -157,12 +173,9 @@ def discover_account(
         policy=policy,
         timeout=timeout,
         headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+        secrets=(access_token,),
     )
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    tenant_domain, email = _account_fields(body, accounts_url)
+    tenant_domain, email = _account_fields(response_body(response), accounts_url, access_token)
     tenant_config = config_url(tenant_domain)
     response = _get(
         session, tenant_config, what="The CARTO tenant configuration", policy=policy, timeout=timeout

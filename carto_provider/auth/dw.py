@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from carto_provider.auth.errors import CartoAPIError, CartoError
+from carto_provider.errors import CartoError, CredentialsAPIError
 
 if TYPE_CHECKING:
     from google.cloud.bigquery import Client
@@ -45,14 +45,15 @@ def utc_now_naive() -> dt.datetime:
 
 
 def parse_dw_token_response(body: Any, *, api_base_url: str) -> tuple[str, str]:
-    """``(project_id, token)`` from the DW token endpoint's JSON, or a clear CartoAPIError."""
+    """``(project_id, token)`` from the DW token endpoint's JSON, or a clear CredentialsAPIError."""
     if isinstance(body, dict):
         project, token = body.get("projectId"), body.get("token")
         if isinstance(project, str) and project and isinstance(token, str) and token:
             return project, token
-    raise CartoAPIError(
+    raise CredentialsAPIError(
         f"The CARTO API at {api_base_url} answered {DW_TOKEN_PATH} without projectId and token; "
-        "check that the CARTO Data Warehouse is enabled for this account."
+        "check that the CARTO Data Warehouse is enabled for this account.",
+        url=f"{api_base_url}{DW_TOKEN_PATH}",
     )
 
 

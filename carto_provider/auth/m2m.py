@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import requests
 
 from carto_provider.auth.config import AUDIENCE, M2MCredentials
-from carto_provider.auth.errors import CredentialsError
 from carto_provider.auth.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -19,6 +18,8 @@ from carto_provider.auth.http import (
     unreachable_message,
 )
 from carto_provider.auth.tokens import AccessToken
+from carto_provider.auth.untrusted import MAX_BODY_BYTES, UnusableBody, parse_json, redact, redirect_error
+from carto_provider.errors import CredentialsError
 
 _FIX_HINTS = {
     400: "Check the auth URL and the client id.",
@@ -28,10 +29,13 @@ _FIX_HINTS = {
 }
 
 
-def token_error(response: requests.Response, *, what: str, client_id: str) -> CredentialsError:
-    """A CredentialsError naming the server's ``error``/``error_description``, the status and a fix."""
-    error, description = error_fields(response)
-    detail = error_detail(response)
+def token_error(
+    response: requests.Response, *, what: str, client_id: str, secrets: Iterable[str | None] = ()
+) -> CredentialsError:
+    """A CredentialsError naming the server's ``error``/``error_description`` (secrets redacted), the
+    status and a fix."""
+    error, description = error_fields(response, secrets)
+    detail = error_detail(response, secrets)
     hint = _FIX_HINTS.get(response.status_code, "")
     if error in ("invalid_client", "access_denied", "unauthorized_client") and response.status_code in (
         400,
@@ -60,18 +64,28 @@ def unreachable_error(exc: requests.RequestException, *, url: str) -> Credential
     )
 
 
+TokenRefusal = Callable[[requests.Response, Sequence[str]], CredentialsError]
+
+
 def post_token_form(
     session: requests.Session,
     token_url: str,
     form: Mapping[str, str],
     *,
     auth_url: str,
-    refused: Callable[[requests.Response], CredentialsError],
+    refused: TokenRefusal,
+    secret_fields: Sequence[str] = ("client_secret", "code", "code_verifier"),
     policy: RetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> AccessToken:
-    """POST a form-encoded token request and return the token; ``refused`` builds the error for any
-    answer but 200 (every grant: client credentials here, the login's authorization code in oauth)."""
+    """POST a form-encoded token request and return the token (every grant: client credentials here,
+    the login's authorization code in :mod:`.oauth`).
+
+    Never follows a redirect (a 3xx is a :class:`CredentialsError` naming the ``Location`` host);
+    reads at most :data:`~.untrusted.MAX_BODY_BYTES`; ``refused`` builds the error for any other
+    answer but 200, given the values of ``secret_fields`` to redact from the server's text.
+    """
+    secrets = [form[name] for name in secret_fields if form.get(name)]
     requested_at = time.time()
     try:
         response = send(
@@ -82,19 +96,34 @@ def post_token_form(
             timeout=timeout,
             data=dict(form),
             headers={"Accept": "application/json"},
+            max_body=MAX_BODY_BYTES,
         )
     except requests.RequestException as exc:
         raise unreachable_error(exc, url=auth_url) from None
+    except UnusableBody as exc:
+        raise _unusable(auth_url, str(exc), None) from None
+    if 300 <= response.status_code < 400:
+        raise redirect_error(
+            response.status_code,
+            response.headers,
+            what=f"The CARTO auth server at {auth_url}",
+            hint="Check the auth URL: it must be the OAuth server itself, e.g. https://auth.carto.com.",
+        )
     if response.status_code != 200:
-        raise refused(response)
+        raise refused(response, secrets)
     try:
-        return AccessToken.from_token_response(response.json(), requested_at=requested_at)
+        body = parse_json(response.content)
+        token = AccessToken.from_token_response(body, requested_at=requested_at)
     except ValueError as exc:
-        raise CredentialsError(
-            f"The CARTO auth server at {auth_url} sent an unusable token response ({exc}). "
-            "Check the auth URL.",
-            status=response.status_code,
-        ) from None
+        raise _unusable(auth_url, redact(str(exc), secrets), response.status_code) from None
+    return token
+
+
+def _unusable(auth_url: str, why: str, status: int | None) -> CredentialsError:
+    return CredentialsError(
+        f"The CARTO auth server at {auth_url} sent an unusable token response ({why}). Check the auth URL.",
+        status=status,
+    )
 
 
 def request_client_credentials_token(
@@ -116,8 +145,8 @@ def request_client_credentials_token(
             "audience": audience,
         },
         auth_url=credentials.auth_url,
-        refused=lambda response: token_error(
-            response, what="the client credentials", client_id=credentials.client_id
+        refused=lambda response, secrets: token_error(
+            response, what="the client credentials", client_id=credentials.client_id, secrets=secrets
         ),
         policy=policy,
         timeout=timeout,

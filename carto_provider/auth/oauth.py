@@ -14,22 +14,23 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import requests
 
 from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, CacheKey, TokenCache
 from carto_provider.auth.carto_auth import OAUTH_CACHE_FILENAME, CartoAuth, default_cache_path
-from carto_provider.auth.config import AUDIENCE, is_loopback_host, resolve_auth_url
-from carto_provider.auth.errors import CredentialsError, CredentialsFileError, LoginRequiredError
+from carto_provider.auth.config import AUDIENCE, resolve_auth_url
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, error_detail, error_fields
 from carto_provider.auth.m2m import post_token_form
 from carto_provider.auth.pkce import CHALLENGE_METHOD
 from carto_provider.auth.tokens import AccessToken
+from carto_provider.auth.urls import check_url
+from carto_provider.errors import CredentialsError, LoginRequiredError
 
 #: CARTO's public PKCE client (the one carto-auth uses) and the redirects registered for it.
 CARTO_PUBLIC_CLIENT_ID = "0dxb8HR3ATXCxJiPOJVHsLoHoAtbRX6u"
@@ -42,13 +43,9 @@ HOOK_LOCK_TIMEOUT = 5.0
 
 
 def _redirect_uri(uri: str, what: str) -> str:
-    parts = urlsplit(uri.strip())
-    secure = parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname or ""))
-    if not parts.hostname or not secure or parts.fragment:
-        raise CredentialsFileError(
-            f"The {what} {uri!r} must be an https:// URL, or http:// on localhost, without a fragment."
-        )
-    return uri.strip()
+    """A redirect URI: https, or http on loopback (:func:`~carto_provider.auth.urls.check_url`)."""
+    check_url(uri, what=what)
+    return uri
 
 
 @dataclass(frozen=True)
@@ -195,9 +192,9 @@ def default_login_cache_path(token_cache_dir: str | os.PathLike[str] | None = No
     return default_cache_path(OAUTH_CACHE_FILENAME, token_cache_dir)
 
 
-def _refused_code(response: requests.Response) -> CredentialsError:
-    error, description = error_fields(response)
-    detail = error_detail(response)
+def _refused_code(response: requests.Response, secrets: Sequence[str]) -> CredentialsError:
+    error, description = error_fields(response, secrets)
+    detail = error_detail(response, secrets)
     return CredentialsError(
         f"CARTO refused the login's authorization code (HTTP {response.status_code}: {detail}). "
         "Codes are single-use and expire within minutes: run the login again.",

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from carto_provider.auth.cache import CacheKey, TokenCache, TokenFetcher
-from carto_provider.auth.errors import CredentialsFileError
+from carto_provider.errors import CredentialsConfigError
 from carto_provider.auth.tokens import MIN_ADVISORY_INTERVAL, AccessToken
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def _redis_module() -> Any:
     try:
         import redis
     except ImportError:
-        raise CredentialsFileError(
+        raise CredentialsConfigError(
             f"The Redis token cache needs the redis client; {_INSTALL_HINT}."
         ) from None
     return redis
@@ -156,7 +156,7 @@ def _client(url: str, socket_timeout: float) -> redis.Redis:
                     health_check_interval=30,
                 )
             except ValueError:
-                raise CredentialsFileError(
+                raise CredentialsConfigError(
                     f"The Redis token cache URL {redact_url(url)!r} is not valid; expected "
                     "redis://[:password@]host:port/db, rediss://... or unix:///path."
                 ) from None
@@ -182,7 +182,7 @@ class RedisTokenCache:
         socket_timeout: float = SOCKET_TIMEOUT,
     ) -> None:
         if not client_secret:
-            raise CredentialsFileError(
+            raise CredentialsConfigError(
                 "The Redis token cache needs the client secret to encrypt its entries."
             )
         _redis_module()

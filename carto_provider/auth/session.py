@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import requests
 
-from carto_provider.auth.errors import CartoAPIError
 from carto_provider.auth.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -18,6 +17,8 @@ from carto_provider.auth.http import (
     send,
     unreachable_message,
 )
+from carto_provider.auth.untrusted import location_host
+from carto_provider.errors import CartoAPIError
 
 API_UNREACHABLE_HINT = "Check the API base URL and the network."
 
@@ -25,13 +26,20 @@ API_UNREACHABLE_HINT = "Check the API base URL and the network."
 TokenProvider = Callable[[str | None], str]
 
 
-def api_error(response: requests.Response, *, api_base_url: str) -> CartoAPIError:
-    """A CartoAPIError with CARTO's ``error`` text, the status and what to check."""
-    error, description = error_fields(response)
-    detail = error_detail(response)
-    url = redact_url(response.url or "")
+def api_error(
+    response: requests.Response, *, api_base_url: str, secrets: Iterable[str | None] = ()
+) -> CartoAPIError:
+    """A CartoAPIError with CARTO's ``error`` text (``secrets`` redacted), the status and what to check."""
+    error, description = error_fields(response, secrets)
+    detail = error_detail(response, secrets)
+    url = redact_url(str(response.url or ""))
     hint = ""
-    if response.status_code == 401:
+    if 300 <= response.status_code < 400:
+        hint = (
+            f" It redirects to host {location_host(response.headers)!r}; redirects are never followed "
+            "(the token is sent to the API base URL only): check the API base URL."
+        )
+    elif response.status_code == 401:
         hint = (
             f" The API at {api_base_url} refused the token: check that the API base URL is your "
             "account's region (CARTO Workspace > Developers)."
@@ -82,8 +90,8 @@ def authorized_request(
         response = _send(
             session, method, url, token, policy=policy, timeout=timeout, api_base_url=api_base_url, **kwargs
         )
-    if raise_for_status and response.status_code >= 400:
-        raise api_error(response, api_base_url=api_base_url)
+    if raise_for_status and response.status_code >= 300:
+        raise api_error(response, api_base_url=api_base_url, secrets=[token])
     return response
 
 

@@ -7,6 +7,7 @@ import binascii
 import functools
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,26 @@ MAX_MANDATORY_MARGIN = 300.0
 MAX_ADVISORY_WINDOW = 1800.0
 #: At most one advisory refresh attempt per key in this many seconds, across processes.
 MIN_ADVISORY_INTERVAL = 30.0
+#: The longest ``expires_in`` believed: one year.
+MAX_TOKEN_LIFETIME = 365 * 24 * 3600.0
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def checked_expires_in(value: Any) -> float:
+    """A token answer's ``expires_in`` as seconds: a finite number in (0, :data:`MAX_TOKEN_LIFETIME`]
+    (a digit string is accepted), else ValueError naming the field and the rule. ``NaN`` would make
+    every call fetch a token, ``Infinity`` or 1e300 would trust one for ever."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not _is_finite_number(value) or not 0 < value <= MAX_TOKEN_LIFETIME:
+        raise ValueError(
+            f"the field 'expires_in' must be a finite number of seconds above 0 and at most "
+            f"{MAX_TOKEN_LIFETIME:.0f} (one year), not {str(value)[:40]!r}"
+        )
+    return float(value)
 
 
 def fingerprint(secret: str) -> str:
@@ -39,7 +60,7 @@ def unverified_claims(token: str) -> dict[str, Any]:
 def jwt_expiry(token: str) -> float | None:
     """The ``exp`` claim of a JWT, read without verifying it; None when there is none."""
     exp = unverified_claims(token).get("exp")
-    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+    return float(exp) if exp is not None and _is_finite_number(exp) else None
 
 
 @dataclass(frozen=True, repr=False)
@@ -94,12 +115,7 @@ class AccessToken:
         value = body.get("access_token")
         if not isinstance(value, str) or not value:
             raise ValueError("the token response has no access_token")
-        expires_in = body.get("expires_in")
-        if isinstance(expires_in, str) and expires_in.isdigit():
-            expires_in = int(expires_in)
-        if not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0:
-            raise ValueError("the token response has no positive expires_in")
-        expires_at = requested_at + float(expires_in)
+        expires_at = requested_at + checked_expires_in(body.get("expires_in"))
         claimed = jwt_expiry(value)
         if claimed is not None:
             expires_at = min(expires_at, claimed)
@@ -131,6 +147,6 @@ class AccessToken:
         )
         if not isinstance(value, str) or not value:
             return None
-        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (expires_at, obtained_at)):
+        if not all(_is_finite_number(x) for x in (expires_at, obtained_at)):
             return None
         return cls(value, float(expires_at), float(obtained_at), str(data.get("token_type") or "Bearer"))  # type: ignore[arg-type]

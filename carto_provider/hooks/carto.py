@@ -23,7 +23,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from carto_provider.auth.cache import TokenCache, TokenStore
 from carto_provider.auth.carto_auth import M2M_CACHE_FILENAME, CartoAuth, default_cache_path
 from carto_provider.auth.config import M2MCredentials, normalize_base_url, resolve_auth_url
-from carto_provider.auth.errors import CartoAPIError, CartoError, CredentialsError, CredentialsFileError
+from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
 
@@ -81,17 +81,17 @@ class CartoConnectionSettings:
 
         auth_type = (text("auth_type") or "m2m").lower()
         if auth_type not in AUTH_TYPES:
-            raise CredentialsFileError(
+            raise CredentialsConfigError(
                 f"Connection {conn_id!r}: auth_type must be 'm2m' or 'oauth', not {auth_type!r}."
             )
         token_cache = (text("token_cache") or _carto_option("token_cache") or "local").lower()
         if token_cache not in TOKEN_CACHES:
-            raise CredentialsFileError(
+            raise CredentialsConfigError(
                 f"Connection {conn_id!r}: token_cache must be 'local' or 'redis', not {token_cache!r}."
             )
         redis_url = text("token_cache_redis_url") or _carto_option("token_cache_redis_url")
         if token_cache == "redis" and not redis_url:
-            raise CredentialsFileError(
+            raise CredentialsConfigError(
                 f"Connection {conn_id!r} has token_cache 'redis' but no Redis URL; set the extra "
                 "'token_cache_redis_url' or the Airflow option [carto] token_cache_redis_url."
             )
@@ -136,7 +136,7 @@ class CartoConnectionSettings:
         }
         for name, shown in names.items():
             if not data.get(name):
-                raise CredentialsFileError(
+                raise CredentialsConfigError(
                     f"{source} has no {shown}; set it, or the extra 'credentials_file'."
                 )
         return M2MCredentials.from_mapping(data, source=source)
@@ -349,7 +349,7 @@ class CartoAuthHook(BaseHook):
             token = auth.get_token()
             secrets.append(token.value)
             ok, message = True, _probe_api(auth, token.expires_at)
-        except CredentialsFileError as exc:
+        except CredentialsConfigError as exc:
             ok, message = False, f"Connection settings: {exc}"
         except CredentialsError as exc:
             ok, message = False, _auth_failure(exc)

@@ -10,7 +10,7 @@ import socket
 import pytest
 import requests
 
-from carto_provider.auth import CartoAuth, CredentialsError, CredentialsFileError, RetryPolicy
+from carto_provider.auth import CartoAuth, CredentialsConfigError, CredentialsError, CredentialsFileError, RetryPolicy
 from carto_provider.auth.config import M2MCredentials, normalize_base_url, resolve_auth_url
 from carto_provider.auth.http import RetryableStatus, RetryAfterWait, parse_retry_after
 from tests.helpers import write_credentials
@@ -141,9 +141,9 @@ def test_base_urls_are_normalized(url, normalized):
 
 
 def test_http_is_refused_for_non_loopback_hosts():
-    with pytest.raises(CredentialsFileError, match="use https://"):
+    with pytest.raises(CredentialsConfigError, match="use https://"):
         normalize_base_url("http://gcp-us-east1.api.carto.com")
-    with pytest.raises(CredentialsFileError, match="must not carry"):
+    with pytest.raises(CredentialsConfigError, match="must not carry"):
         normalize_base_url("https://user:pw@carto.example.com")
 
 

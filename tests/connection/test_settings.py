@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from carto_provider.auth.errors import CredentialsFileError
+from carto_provider.errors import CredentialsConfigError, CredentialsFileError
 from carto_provider.hooks.carto import CartoAuthHook, CartoConnectionSettings
 
 SECRET = "s3cr/et@with:odd chars"
@@ -128,7 +128,7 @@ def test_airflow_own_uri_round_trip_gives_the_same_settings(monkeypatch):
 
 
 def test_unknown_auth_type_is_a_clear_error(monkeypatch):
-    with pytest.raises(CredentialsFileError, match=r"auth_type must be 'm2m' or 'oauth', not 'password'"):
+    with pytest.raises(CredentialsConfigError, match=r"auth_type must be 'm2m' or 'oauth', not 'password'"):
         settings_of(monkeypatch, "carto://id:pw@gcp-us-east1.api.carto.com?auth_type=password")
 
 
@@ -188,5 +188,5 @@ def test_nothing_to_authenticate_with_says_what_to_set(monkeypatch):
     settings = settings_of(
         monkeypatch, {"conn_type": "carto", "host": "gcp-us-east1.api.carto.com", "login": "id"}
     )
-    with pytest.raises(CredentialsFileError, match=r"no Client Secret \(password\).*'credentials_file'"):
+    with pytest.raises(CredentialsConfigError, match=r"no Client Secret \(password\).*'credentials_file'"):
         settings.m2m_credentials()

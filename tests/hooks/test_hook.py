@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from carto_provider.auth import CredentialsFileError
+from carto_provider.auth import CredentialsConfigError
 from carto_provider.hooks.carto import CartoAuthHook
 from tests.conftest import airflow_cli
 
@@ -86,7 +86,7 @@ def test_http_host_that_is_not_loopback_is_a_clear_error(monkeypatch):
             {"conn_type": "carto", "host": "http://gcp-us-east1.api.carto.com", "login": "i", "password": "s"}
         ),
     )
-    with pytest.raises(CredentialsFileError, match="use https://") as info:
+    with pytest.raises(CredentialsConfigError, match="use https://") as info:
         CartoAuthHook().get_access_token()
     assert "carto_default" in str(info.value)
 
@@ -96,7 +96,7 @@ def test_missing_client_secret_names_the_field_and_the_connection(monkeypatch, c
     conn.pop("password")
     monkeypatch.setenv("AIRFLOW_CONN_CARTO_DEFAULT", json.dumps(conn))
     with pytest.raises(
-        CredentialsFileError, match=r"Connection 'carto_default' has no Client Secret \(password\)"
+        CredentialsConfigError, match=r"Connection 'carto_default' has no Client Secret \(password\)"
     ):
         CartoAuthHook().get_access_token()
 

@@ -259,10 +259,10 @@ def test_every_env_example_setting_is_used_by_the_compose_file():
 
 def test_plain_http_to_a_named_host_needs_the_explicit_escape_hatch(monkeypatch):
     from carto_provider.auth.config import INSECURE_HTTP_HOSTS_ENV, normalize_base_url
-    from carto_provider.auth.errors import CredentialsFileError
+    from carto_provider.errors import CredentialsConfigError
 
     monkeypatch.delenv(INSECURE_HTTP_HOSTS_ENV, raising=False)
-    with pytest.raises(CredentialsFileError, match="CARTO_ALLOW_INSECURE_HTTP_HOSTS"):
+    with pytest.raises(CredentialsConfigError, match="CARTO_ALLOW_INSECURE_HTTP_HOSTS"):
         normalize_base_url("http://carto-emulator:8808")
 
     monkeypatch.setenv(INSECURE_HTTP_HOSTS_ENV, "other-host, Carto-Emulator")
@@ -273,14 +273,14 @@ def test_plain_http_to_a_named_host_needs_the_explicit_escape_hatch(monkeypatch)
         "http://evil-carto-emulator:8808",
         "http://api.carto.com",
     ):
-        with pytest.raises(CredentialsFileError, match="use https://"):
+        with pytest.raises(CredentialsConfigError, match="use https://"):
             normalize_base_url(url)
-    with pytest.raises(CredentialsFileError, match="must not carry"):
+    with pytest.raises(CredentialsConfigError, match="must not carry"):
         normalize_base_url("http://user:pw@carto-emulator:8808")
     assert normalize_base_url("gcp-us-east1.api.carto.com") == "https://gcp-us-east1.api.carto.com"
 
     monkeypatch.setenv(INSECURE_HTTP_HOSTS_ENV, " , ")
-    with pytest.raises(CredentialsFileError):
+    with pytest.raises(CredentialsConfigError):
         normalize_base_url("http://carto-emulator:8808")
 
 

@@ -1,0 +1,126 @@
+"""The one URL check of the package: every base URL, auth URL, redirect URI and tenant domain is
+validated here, when the settings are read, with a message naming the field and the rule broken.
+
+Rules: http or https only (a missing scheme means https); plain http only for loopback hosts and the
+hosts the caller allows (``$CARTO_ALLOW_INSECURE_HTTP_HOSTS``, read at the edge); a host that is a
+DNS name, an IPv4 address or a bracketed IPv6 address; a port from 1 to 65535; no user info, query or
+fragment; no whitespace or control character anywhere (nothing is silently stripped). Pure: no
+environment, no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Collection
+from urllib.parse import urlsplit
+
+from carto_provider.errors import CredentialsConfigError
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(?!\d)")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_PORT = re.compile(r"^[0-9]{1,5}$")
+EXAMPLE = "e.g. https://gcp-us-east1.api.carto.com"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Return True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """A value quoted for a message: printable characters only, user info dropped, capped."""
+    if "@" in text:
+        scheme, sep, rest = text.rpartition("://")
+        text = f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
+    printable = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return repr(printable[:limit] + ("..." if len(printable) > limit else ""))
+
+
+def _fail(what: str, value: str, rule: str) -> CredentialsConfigError:
+    return CredentialsConfigError(f"The {what} {shown(value)} {rule}.")
+
+
+def host_syntax_ok(host: str) -> bool:
+    """A DNS name (labels of letters, digits, ``-``, ``_``), an IPv4 address or ``[IPv6]``."""
+    if host.startswith("["):
+        try:
+            return host.endswith("]") and ipaddress.ip_address(host[1:-1]).version == 6
+        except ValueError:
+            return False
+    if len(host) > 253 or not host:
+        return False
+    return all(_LABEL.match(label) for label in host.split("."))
+
+
+def check_authority(authority: str, *, what: str, value: str) -> tuple[str, int | None]:
+    """``host[:port]`` split and checked; the host lower-cased."""
+    if "@" in authority:
+        raise _fail(what, value, "must not carry user info (user:password@); put credentials elsewhere")
+    host, port_text = authority, None
+    if authority.startswith("["):
+        end = authority.find("]")
+        host, rest = authority[: end + 1], authority[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise _fail(what, value, "has an invalid host: expected a host name or address")
+            port_text = rest[1:]
+    elif ":" in authority:
+        host, _, port_text = authority.rpartition(":")
+    if not host_syntax_ok(host):
+        raise _fail(what, value, "has an invalid host: expected a host name, an IPv4 address or [IPv6]")
+    port = None
+    if port_text is not None:
+        if not _PORT.match(port_text) or not 1 <= int(port_text) <= 65535:
+            raise _fail(what, value, "has an invalid port: expected a number from 1 to 65535")
+        port = int(port_text)
+    return host.lower(), port
+
+
+def check_url(
+    url: str,
+    *,
+    what: str,
+    insecure_http_hosts: Collection[str] = (),
+    loopback_only: bool = False,
+) -> str:
+    """``url`` validated (see the module docstring) and returned without a trailing slash.
+
+    ``loopback_only`` refuses every host but loopback (the login's redirect URI).
+    """
+    text = url if isinstance(url, str) else ""
+    if not text:
+        raise CredentialsConfigError(f"The {what} is empty; expected an https:// URL, {EXAMPLE}.")
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise _fail(what, text, "contains whitespace or control characters; remove them")
+    scheme_match = _SCHEME.match(text)
+    if "://" not in text and scheme_match:
+        raise _fail(what, text, f"is not an http(s) URL (scheme {scheme_match.group(1)!r}); {EXAMPLE}")
+    candidate = text if "://" in text else f"https://{text}"
+    scheme, _, rest = candidate.partition("://")
+    if scheme.lower() not in ("http", "https"):
+        raise _fail(what, text, f"is not an http(s) URL with a host name; {EXAMPLE}")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    host, _port = check_authority(authority, what=what, value=text)
+    parts = urlsplit(candidate)
+    if parts.query or parts.fragment or "?" in rest or "#" in rest:
+        raise _fail(what, text, "must not carry a query (?...) or fragment (#...)")
+    bare_host = host.strip("[]")
+    if loopback_only and not is_loopback_host(bare_host):
+        raise _fail(what, text, "must point to localhost or a loopback address")
+    allowed = {h.strip().lower() for h in insecure_http_hosts} - {""}
+    if scheme.lower() == "http" and not (is_loopback_host(bare_host) or bare_host in allowed):
+        raise _fail(
+            what,
+            text,
+            f"uses http:// for the non-loopback host {bare_host!r}; use https:// (plain http is only "
+            "accepted for localhost, e.g. the CARTO emulator, and for hosts listed in "
+            "$CARTO_ALLOW_INSECURE_HTTP_HOSTS)",
+        )
+    return f"{scheme.lower()}://{authority}{parts.path}".rstrip("/")
