@@ -43,8 +43,8 @@ HOOK_LOCK_TIMEOUT = 5.0
 
 
 def _redirect_uri(uri: str, what: str) -> str:
-    """A redirect URI: https, or http on loopback (:func:`~carto_provider.auth.urls.check_url`)."""
-    check_url(uri, what=what)
+    """A redirect URI: https, or http on loopback (port 0: any free port)."""
+    check_url(uri, what=what, min_port=0)
     return uri
 
 

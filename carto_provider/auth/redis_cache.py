@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from carto_provider.auth.cache import CacheKey, TokenCache, TokenFetcher
-from carto_provider.errors import CredentialsConfigError
 from carto_provider.auth.tokens import MIN_ADVISORY_INTERVAL, AccessToken
+from carto_provider.errors import CredentialsConfigError
 
 if TYPE_CHECKING:
     import redis

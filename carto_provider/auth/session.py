@@ -35,8 +35,9 @@ def api_error(
     url = redact_url(str(response.url or ""))
     hint = ""
     if 300 <= response.status_code < 400:
+        target = location_host(getattr(response, "headers", {}))
         hint = (
-            f" It redirects to host {location_host(response.headers)!r}; redirects are never followed "
+            f" It redirects to host {target!r}; redirects are never followed "
             "(the token is sent to the API base URL only): check the API base URL."
         )
     elif response.status_code == 401:

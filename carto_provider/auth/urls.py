@@ -59,8 +59,9 @@ def host_syntax_ok(host: str) -> bool:
     return all(_LABEL.match(label) for label in host.split("."))
 
 
-def check_authority(authority: str, *, what: str, value: str) -> tuple[str, int | None]:
-    """``host[:port]`` split and checked; the host lower-cased."""
+def check_authority(authority: str, *, what: str, value: str, min_port: int = 1) -> tuple[str, int | None]:
+    """``host[:port]`` split and checked; the host lower-cased. ``min_port`` 0 lets port 0 ("any free
+    port") through, for a loopback redirect URI."""
     if "@" in authority:
         raise _fail(what, value, "must not carry user info (user:password@); put credentials elsewhere")
     host, port_text = authority, None
@@ -77,8 +78,8 @@ def check_authority(authority: str, *, what: str, value: str) -> tuple[str, int 
         raise _fail(what, value, "has an invalid host: expected a host name, an IPv4 address or [IPv6]")
     port = None
     if port_text is not None:
-        if not _PORT.match(port_text) or not 1 <= int(port_text) <= 65535:
-            raise _fail(what, value, "has an invalid port: expected a number from 1 to 65535")
+        if not _PORT.match(port_text) or not min_port <= int(port_text) <= 65535:
+            raise _fail(what, value, f"has an invalid port: expected a number from {min_port} to 65535")
         port = int(port_text)
     return host.lower(), port
 
@@ -89,10 +90,11 @@ def check_url(
     what: str,
     insecure_http_hosts: Collection[str] = (),
     loopback_only: bool = False,
+    min_port: int = 1,
 ) -> str:
     """``url`` validated (see the module docstring) and returned without a trailing slash.
 
-    ``loopback_only`` refuses every host but loopback (the login's redirect URI).
+    ``loopback_only`` refuses every host but loopback; ``min_port``: see :func:`check_authority`.
     """
     text = url if isinstance(url, str) else ""
     if not text:
@@ -107,7 +109,7 @@ def check_url(
     if scheme.lower() not in ("http", "https"):
         raise _fail(what, text, f"is not an http(s) URL with a host name; {EXAMPLE}")
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    host, _port = check_authority(authority, what=what, value=text)
+    host, _port = check_authority(authority, what=what, value=text, min_port=min_port)
     parts = urlsplit(candidate)
     if parts.query or parts.fragment or "?" in rest or "#" in rest:
         raise _fail(what, text, "must not carry a query (?...) or fragment (#...)")

@@ -23,8 +23,8 @@ from airflow.providers.common.compat.sdk import BaseHook
 from carto_provider.auth.cache import TokenCache, TokenStore
 from carto_provider.auth.carto_auth import M2M_CACHE_FILENAME, CartoAuth, default_cache_path
 from carto_provider.auth.config import M2MCredentials, normalize_base_url, resolve_auth_url
-from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
+from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:

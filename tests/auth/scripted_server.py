@@ -89,4 +89,6 @@ class ScriptedServer:
 
 def token_answer(**overrides: Any) -> Answer:
     """A well-formed client-credentials answer, with ``overrides`` merged in."""
-    return Answer(200, {"access_token": "tok-abc.def.ghi", "expires_in": 3600, "token_type": "Bearer", **overrides})
+    return Answer(
+        200, {"access_token": "tok-abc.def.ghi", "expires_in": 3600, "token_type": "Bearer", **overrides}
+    )

@@ -10,7 +10,13 @@ import socket
 import pytest
 import requests
 
-from carto_provider.auth import CartoAuth, CredentialsConfigError, CredentialsError, CredentialsFileError, RetryPolicy
+from carto_provider.auth import (
+    CartoAuth,
+    CredentialsConfigError,
+    CredentialsError,
+    CredentialsFileError,
+    RetryPolicy,
+)
 from carto_provider.auth.config import M2MCredentials, normalize_base_url, resolve_auth_url
 from carto_provider.auth.http import RetryableStatus, RetryAfterWait, parse_retry_after
 from tests.helpers import write_credentials

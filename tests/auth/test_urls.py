@@ -71,7 +71,9 @@ def test_plain_http_for_a_named_host_needs_it_listed():
 
 def test_a_bad_url_in_a_credentials_file_names_the_file_and_the_rule(tmp_path):
     path = tmp_path / "carto_credentials.json"
-    path.write_text(json.dumps({"api_base_url": "javascript:alert(1)", "client_id": "i", "client_secret": "s"}))
+    path.write_text(
+        json.dumps({"api_base_url": "javascript:alert(1)", "client_id": "i", "client_secret": "s"})
+    )
     with pytest.raises(CredentialsError) as raised:
         CartoAuth.from_m2m(path)
     assert str(path) in str(raised.value) and "is not an http(s) URL" in str(raised.value)
@@ -80,7 +82,7 @@ def test_a_bad_url_in_a_credentials_file_names_the_file_and_the_rule(tmp_path):
 def test_bad_auth_and_redirect_urls_are_refused_before_any_request():
     from carto_provider.auth.oauth import OAuthClient
 
-    with pytest.raises(CredentialsConfigError, match="The redirect URI .* must not carry"):
+    with pytest.raises(CredentialsConfigError, match=r"The redirect URI .* must not carry"):
         OAuthClient.resolve(auth_url="https://auth.example", redirect_uri="http://localhost:1/cb#x")
-    with pytest.raises(CredentialsConfigError, match="auth URL .*invalid port"):
+    with pytest.raises(CredentialsConfigError, match=r"auth URL .*invalid port"):
         OAuthClient.resolve(auth_url="https://auth.example:99999")
