@@ -17,10 +17,6 @@ import requests
 import tenacity
 
 from carto_provider.auth.untrusted import UnusableBody, parse_json, redact
-
-# The retry rules and helpers are the package's one transport's (carto_provider.transport); they are
-# re-exported here for the code and tests that import them from this module.
-from carto_provider.transport import error_fields as transport_error_fields
 from carto_provider.transport import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -34,6 +30,10 @@ from carto_provider.transport import (
     retryable_response,
 )
 
+# The retry rules and helpers are the package's one transport's (carto_provider.transport); they are
+# re-exported here for the code and tests that import them from this module.
+from carto_provider.transport import error_fields as transport_error_fields
+
 __all__ = [
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
@@ -45,10 +45,10 @@ __all__ = [
     "error_detail",
     "error_fields",
     "new_session",
-    "read_bounded",
-    "response_body",
     "parse_retry_after",
+    "read_bounded",
     "redact_url",
+    "response_body",
     "retryable_response",
     "send",
     "unreachable_message",
