@@ -56,6 +56,12 @@ CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
         "with another db number (default from [carto] token_cache_redis_url).",
         "schema": {"type": ["string", "null"]},
     },
+    "carto_connection": {
+        "label": "CARTO connection for SQL",
+        "description": "The CARTO connection (Workspace > Connections) where SQLExecuteQueryOperator, the "
+        "SQL check operators and the DB-API hook run SQL (default carto_dw, the CARTO Data Warehouse).",
+        "schema": {"type": ["string", "null"]},
+    },
     "bigquery_api_endpoint": {
         "label": "BigQuery API endpoint",
         "description": "Optional BigQuery endpoint for the CARTO Data Warehouse client "
@@ -76,6 +82,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "token_cache_dir": "~/.carto-auth",
         "token_cache_redis_url": "redis://redis:6379/1",
         "org": "org_1234",
+        "carto_connection": "carto_dw",
     },
 }
 
@@ -89,6 +96,25 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "type": "float",
         "example": "30",
         "default": "10",
+    },
+    "token_cache": {
+        "description": "Where workers keep their CARTO tokens, for connections whose extra does not say: "
+        "local (one token per machine, in a 0600 file under the token cache directory) or redis (one "
+        "token shared by every worker and pod, encrypted with the client secret; needs "
+        "token_cache_redis_url).",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "redis",
+        "default": "local",
+    },
+    "token_cache_redis_url": {
+        "description": "The Redis of token_cache = redis (redis://[:password@]host:port/db), for "
+        "connections whose extra does not say; e.g. the Celery broker with another db number.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "sensitive": True,
+        "example": "redis://redis:6379/1",
+        "default": "",
     },
 }
 
@@ -113,6 +139,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "CARTO",
                 "python-modules": [
                     "carto_provider.hooks.carto",
+                    "carto_provider.hooks.dbapi",
                     "carto_provider.hooks.sql",
                     "carto_provider.hooks.sql_async",
                 ],
@@ -138,7 +165,8 @@ def get_provider_info() -> dict[str, Any]:
         "connection-types": [
             {
                 "connection-type": "carto",
-                "hook-class-name": "carto_provider.hooks.carto.CartoAuthHook",
+                # common.sql builds the hook registered here, so it is the DB-API one (a CartoAuthHook too).
+                "hook-class-name": "carto_provider.hooks.dbapi.CartoDbApiHook",
                 "hook-name": "CARTO",
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
                 "conn-fields": CONNECTION_EXTRA_FIELDS,

@@ -25,6 +25,7 @@ from carto_provider.auth.carto_auth import M2M_CACHE_FILENAME, CartoAuth, defaul
 from carto_provider.auth.config import M2MCredentials, normalize_base_url, resolve_auth_url
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
 from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
+from carto_provider.hooks.params import split_hook_params
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:
@@ -231,12 +232,16 @@ class CartoAuthHook(BaseHook):
     :param carto_conn_id: the connection id (default ``carto_default``).
     :param retry_policy: how transient HTTP failures are retried.
     :param timeout: (connect, read) timeout in seconds of every HTTP call.
+    :param kwargs: the connection's extra fields (``auth_url``, ``token_cache``...) override the
+        connection's values; other names are checked as :mod:`carto_provider.hooks.params` says.
     """
 
     conn_name_attr = "carto_conn_id"
     default_conn_name = "carto_default"
     conn_type = "carto"
     hook_name = "CARTO"
+    #: Keyword arguments passed on to the base class (subclasses with other bases add theirs).
+    base_hook_params: frozenset[str] = frozenset({"logger_name"})
 
     def __init__(
         self,
@@ -246,7 +251,8 @@ class CartoAuthHook(BaseHook):
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        self.hook_params, for_base = split_hook_params(type(self).__name__, kwargs, self.base_hook_params)
+        super().__init__(**for_base)
         self.carto_conn_id = carto_conn_id
         self.retry_policy = retry_policy
         self.timeout = timeout
@@ -284,7 +290,9 @@ class CartoAuthHook(BaseHook):
     @property
     def settings(self) -> CartoConnectionSettings:
         """The validated connection settings (read from Airflow on each access; cheap)."""
-        return CartoConnectionSettings.from_connection(self.get_connection(self.carto_conn_id))
+        conn = self.get_connection(self.carto_conn_id)
+        extra = self.hook_params.extra_of(self.carto_conn_id, conn.extra_dejson)
+        return CartoConnectionSettings.from_connection(conn, extra)
 
     def get_auth(self) -> CartoAuth:
         """The :class:`~carto_provider.auth.CartoAuth` for this connection (built once per hook)."""

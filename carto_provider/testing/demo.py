@@ -17,7 +17,7 @@ from pathlib import Path
 
 from carto_provider.testing.emulator import CartoEmulator
 
-DEFAULT_DAGS = ("carto_quickstart", "carto_daily_etl", "carto_dw_etl")
+DEFAULT_DAGS = ("carto_quickstart", "carto_daily_etl", "carto_dw_etl", "carto_common_sql")
 
 
 def airflow_env(home: Path, dags_folder: Path, emulator: CartoEmulator) -> dict[str, str]:

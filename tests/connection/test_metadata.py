@@ -111,7 +111,7 @@ def test_airflow2_builds_a_fab_widget_for_every_extra():
     manager = ProvidersManager()
     hook = manager.hooks["carto"]
     assert hook is not None
-    assert hook.hook_class_name == "carto_provider.hooks.carto.CartoAuthHook"
+    assert hook.hook_class_name == "carto_provider.hooks.dbapi.CartoDbApiHook"
     assert hook.connection_testable
     widgets = {
         key.removeprefix("extra__carto__"): info
@@ -172,7 +172,7 @@ def test_airflow3_react_form_payload_has_the_carto_fields():
 
     (meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "carto"]
     assert meta.hook_name == "CARTO"
-    assert meta.hook_class_name == "carto_provider.hooks.carto.CartoAuthHook"
+    assert meta.hook_class_name == "carto_provider.hooks.dbapi.CartoDbApiHook"
     standard = meta.standard_fields.model_dump()
     assert standard["host"] == {
         "hidden": False,

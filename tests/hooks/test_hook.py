@@ -132,7 +132,7 @@ def test_provider_is_registered_with_airflow():
     assert "airflow-provider-carto" in providers
     from airflow.providers_manager import ProvidersManager
 
-    assert ProvidersManager().hooks["carto"].hook_class_name == "carto_provider.hooks.carto.CartoAuthHook"
+    assert ProvidersManager().hooks["carto"].hook_class_name == "carto_provider.hooks.dbapi.CartoDbApiHook"
 
 
 def test_emulator_cli_prints_a_connection_that_works(tmp_path):
