@@ -8,14 +8,15 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 # Debian packages some test suites need (browser, servers); installed when missing (needs root).
 # redis-server, docker-compose, iproute2: the Redis token cache tests and the compose file validation.
 # chromium: the connection-form browser test (make test-ui), driven by Playwright.
-SYSTEM_PACKAGES ?= redis-server docker-compose iproute2 chromium
+# postgresql: the throw-away metadata database of the native Celery cluster (make test-cluster).
+SYSTEM_PACKAGES ?= redis-server docker-compose iproute2 chromium postgresql
 
-.PHONY: install system-deps demo test lint types pytest test-ui test-airflow2 clean
+.PHONY: install system-deps demo test lint types pytest test-ui test-airflow2 test-cluster bench-cluster clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test]' "apache-airflow==$(AIRFLOW_VERSION)"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test,cluster]' "apache-airflow==$(AIRFLOW_VERSION)"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -39,7 +40,7 @@ types: install
 	$(BIN)/mypy carto_provider
 
 pytest: install system-deps
-	$(BIN)/python -m pytest -m "not ui"
+	$(BIN)/python -m pytest -m "not ui and not cluster"
 
 # The connection form in a real browser: airflow api-server + Debian's chromium (tests/ui, marker `ui`).
 test-ui: install system-deps
@@ -63,7 +64,20 @@ $(AIRFLOW2_STAMP): pyproject.toml Makefile $(STAMP)
 test-airflow2: $(AIRFLOW2_STAMP) system-deps
 	$(VENV2)/bin/python -m pytest -m "not ui" $(AIRFLOW2_TESTS)
 
-test: lint types pytest test-airflow2 test-ui
+# A real Airflow 3.3 cluster on this machine (tests/cluster, marker `cluster`): Debian's PostgreSQL 15 in a
+# temporary directory, redis-server, the CARTO emulator, api-server, scheduler, dag-processor, triggerer
+# and two Celery workers, configured by deploy/airflow.env like docker-compose.yml; faults injected for
+# real. Everything is stopped and removed at the end. About 5 min on 2 cores.
+test-cluster: install
+	$(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES="redis-server docker-compose postgresql"
+	$(BIN)/python -m pytest -m cluster tests/cluster -p no:cacheprovider
+
+# The same scenarios, writing their figures into benchmarks/RESULTS.md (section "Cluster").
+bench-cluster: install
+	$(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES="redis-server docker-compose postgresql"
+	CARTO_CLUSTER_RESULTS=benchmarks/RESULTS.md $(BIN)/python -m pytest -m cluster tests/cluster -p no:cacheprovider
+
+test: lint types pytest test-airflow2 test-ui test-cluster
 
 # Benchmarks against carto-auth 0.2.0 on the emulator (about 5 min on 2 cores); writes benchmarks/RESULTS.md.
 # Of the Debian packages, only redis-server (the fleet benchmark's Redis token cache).

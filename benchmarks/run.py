@@ -145,7 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_write or args.quick or chosen != sorted(BENCHMARKS):
         print("[bench] partial or quick run: RESULTS.md and README.md left as they were")
         return 0
-    RESULTS.write_text(report, encoding="utf-8")
+    from benchmarks.cluster import carry_over  # the make bench-cluster section stays
+
+    previous = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    RESULTS.write_text(carry_over(previous, report), encoding="utf-8")
     if not update_readme(sections):
         print(f"[bench] README.md has no {HEADLINE_START} block; headline not copied", file=sys.stderr)
     print(f"[bench] wrote {RESULTS.relative_to(REPO)} in {time.monotonic() - clock:.0f} s")

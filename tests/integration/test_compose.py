@@ -53,6 +53,16 @@ def raw() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
 
 
+def environment_of(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as compose builds it: its env_file (the shared Airflow settings, also
+    read by the native cluster of ``make test-cluster``), then its own ``environment`` on top."""
+    from tests.cluster.services import read_env_file
+
+    env_file = service.get("env_file")
+    shared = read_env_file(REPO / env_file) if env_file else {}
+    return {**shared, **(service.get("environment") or {})}
+
+
 def compose(*args: str, file: Path = COMPOSE, env_file: Path | None = None) -> subprocess.CompletedProcess:
     """Run Debian's docker-compose (v1; no engine needed for ``config``) on ``file``, from a clean
     environment so that nothing but ``env_file`` feeds the interpolation."""
@@ -115,24 +125,25 @@ def test_the_official_celery_services_are_all_there():
     assert commands["airflow-dag-processor"] == "dag-processor"
     assert commands["airflow-triggerer"] == "triggerer"
     assert commands["airflow-worker"] == "celery worker"
-    env = services["airflow-worker"]["environment"]
+    env = environment_of(services["airflow-worker"])
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert urlsplit(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis"
     assert "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+    assert environment_of(services["airflow-init"])["_AIRFLOW_DB_MIGRATE"] == "true"
     assert services["airflow-init"]["user"] == "0:0"
 
 
 def test_every_airflow_service_runs_the_same_image_with_the_same_config():
     services = raw()["services"]
     reference = services["airflow-worker"]
-    common_env = {k: v for k, v in reference["environment"].items() if k not in PER_SERVICE_ENV}
+    common_env = {k: v for k, v in environment_of(reference).items() if k not in PER_SERVICE_ENV}
     for name in AIRFLOW_SERVICES | {"carto-emulator"}:
         assert services[name]["image"] == reference["image"], name
         assert services[name]["build"] == reference["build"] == ".", name
     for name in AIRFLOW_SERVICES:
         service = services[name]
-        env = {k: v for k, v in service["environment"].items() if k not in PER_SERVICE_ENV}
+        assert service["env_file"] == reference["env_file"] == "deploy/airflow.env", name
+        env = {k: v for k, v in environment_of(service).items() if k not in PER_SERVICE_ENV}
         if name == "airflow-init":
             env = {k: v for k, v in env.items() if not k.startswith("_AIRFLOW_")}
         assert env == common_env, name
@@ -143,7 +154,7 @@ def test_every_airflow_service_runs_the_same_image_with_the_same_config():
 
 def test_execution_api_url_names_the_api_server_service():
     services = raw()["services"]
-    url = urlsplit(services["airflow-worker"]["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    url = urlsplit(environment_of(services["airflow-worker"])["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
     assert (url.scheme, url.hostname, url.port, url.path) == (
         "http",
         "airflow-apiserver",
@@ -157,7 +168,7 @@ def test_execution_api_url_names_the_api_server_service():
 def test_all_services_share_one_generated_airflow_cfg():
     """One airflow.cfg (and so one JWT secret) for every service, written by airflow-init."""
     services = raw()["services"]
-    config_path = Path(services["airflow-worker"]["environment"]["AIRFLOW_CONFIG"])
+    config_path = Path(environment_of(services["airflow-worker"])["AIRFLOW_CONFIG"])
     mounts = {v.split(":")[1]: v.split(":")[0] for v in services["airflow-worker"]["volumes"]}
     assert mounts[str(config_path.parent)] == "airflow-config"
     assert "airflow-config" in raw()["volumes"]
@@ -196,7 +207,7 @@ def test_example_dags_are_mounted_and_connection_testing_is_enabled():
     services = raw()["services"]
     assert "./example_dags:/opt/airflow/dags:ro" in services["airflow-dag-processor"]["volumes"]
     assert (REPO / "example_dags" / "carto_quickstart.py").exists()
-    env = services["airflow-apiserver"]["environment"]
+    env = environment_of(services["airflow-apiserver"])
     assert env["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
 
@@ -374,3 +385,37 @@ if __name__ == "__main__":
     {"network": lambda: network_main(json.loads(sys.argv[2])), "worker": lambda: worker_main(sys.argv[2])}[
         sys.argv[1]
     ]()
+
+
+# ---------------------------------------------------------------------------- one place for the settings
+
+
+def test_the_native_cluster_runs_the_compose_settings(tmp_path):
+    """make test-cluster's harness takes the compose environment (env file + compose defaults) and only
+    maps the service names to loopback addresses; every Airflow setting of the env file arrives."""
+    require("docker-compose")
+    from tests.cluster.services import compose_environment, on_loopback, read_env_file
+
+    shared = read_env_file(REPO / "deploy" / "airflow.env")
+    assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert not any("${" in v or v[:1] in {"'", '"'} for v in shared.values())  # env_file: no interpolation
+    addresses = {
+        "postgres": "127.0.0.1:5001",
+        "redis": "127.0.0.1:5002",
+        "airflow-apiserver": "127.0.0.1:5003",
+        "carto-emulator": "127.0.0.1:5004",
+    }
+    native = on_loopback(compose_environment(tmp_path), addresses)
+    for name, value in shared.items():
+        assert name in native, name
+        if not any(service in value for service in addresses):
+            assert native[name] == value, name
+    assert native["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@127.0.0.1:5001/airflow")
+    assert native["AIRFLOW__CELERY__BROKER_URL"] == "redis://:@127.0.0.1:5002/0"
+    assert native["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:5003/execution/"
+    assert native["AIRFLOW__CARTO__TOKEN_CACHE_REDIS_URL"] == "redis://127.0.0.1:5002/1"
+    assert carto_connection(native)["host"] == "http://127.0.0.1:5004"
+    with pytest.raises(ValueError, match="carto-emulator"):
+        on_loopback(
+            compose_environment(tmp_path), {k: v for k, v in addresses.items() if k != "carto-emulator"}
+        )

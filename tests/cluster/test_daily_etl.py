@@ -1,0 +1,41 @@
+"""``carto_daily_etl`` on the Celery cluster, triggered through the REST API with a JWT: it succeeds,
+and its CARTO waits ran in the triggerer (the compose settings make operators deferrable)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+
+DAG_ID = "carto_daily_etl"
+#: The tasks that wait for a CARTO job (import, SQL jobs, workflow); top_stores is a direct query.
+JOB_TASKS = ("import_sales", "sales_by_store_day", "install_workflow", "run_top_stores_workflow")
+
+
+def test_daily_etl_succeeds_and_waits_in_the_triggerer(cluster, figures):
+    api = cluster.api
+    api.unpause(DAG_ID)
+    started = time.monotonic()
+    run_id = api.trigger(DAG_ID)
+    assert api.wait_for_runs(DAG_ID, [run_id], timeout=300) == {run_id: "success"}
+    figures["daily_etl_seconds"] = time.monotonic() - started
+
+    task_instances = api.task_instances(DAG_ID, run_id)
+    assert {ti["state"] for ti in task_instances.values()} == {"success"}
+    assert {ti["hostname"] for ti in task_instances.values()} <= {"worker-1", "worker-2"}
+    for task_id in JOB_TASKS:
+        logs = cluster.task_logs(DAG_ID, run_id, task_id)
+        # The worker started the job and gave its slot back...
+        assert "Pausing task as DEFERRED" in logs["attempt=1.log"], task_id
+        # ...the triggerer (its own log file next to the task's) waited and saw the job succeed...
+        fired = [
+            text for name, text in logs.items() if ".log.trigger." in name and "Trigger fired event" in text
+        ]
+        assert len(fired) == 1, (task_id, sorted(logs))
+        assert "'status': 'success'" in fired[0], task_id
+        job_id = re.search(r"'job_id': '([^']+)'", fired[0]).group(1)
+        # ...and CARTO was asked about that job while the task was deferred.
+        assert cluster.carto.calls(f"GET */{job_id}") >= 1, (task_id, job_id)
