@@ -15,8 +15,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from carto_provider.hooks.carto import CartoAuthHook, CartoConnectionSettings
-from carto_provider.hooks.sql import IMPORT, SQL_JOB
-from carto_provider.hooks.sql_api import CARTO_DW, CartoJob, import_path, job_path
+from carto_provider.hooks.jobs import IMPORT, SQL_JOB, CartoJob, JobKind, kind_of
+from carto_provider.hooks.sql_api import CARTO_DW
 from carto_provider.transport import AsyncTransport
 
 if TYPE_CHECKING:
@@ -81,26 +81,34 @@ class CartoSQLAsyncHook(CartoAuthHook):
 
     # ------------------------------------------------------------------ jobs and imports
 
+    async def aget(self, kind: str | JobKind, job_id: str, *, connection: str | None = None) -> CartoJob:
+        """The job's current state (as ``CartoSQLHook.get``)."""
+        kind = kind_of(kind)
+        body = await self.arequest("GET", kind.status_path(job_id, connection or CARTO_DW))
+        return CartoJob.from_response(kind, body, connection=connection, job_id=job_id)
+
+    async def acancel(self, kind: str | JobKind, job_id: str, *, connection: str | None = None) -> CartoJob:
+        """Cancel the job (a SQL job: ``DELETE``; an import: ``POST .../cancel``)."""
+        kind = kind_of(kind)
+        body = await self.arequest(kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW))
+        self.log.info("Asked CARTO to cancel %s", kind.describe(job_id, connection))
+        return CartoJob.from_response(kind, body, connection=connection, job_id=job_id)
+
     async def aget_job(self, job_id: str, *, connection: str = CARTO_DW) -> CartoJob:
         """The SQL job's current state."""
-        body = await self.arequest("GET", job_path(connection, job_id))
-        return CartoJob.from_response(SQL_JOB, body, connection=connection, job_id=job_id)
+        return await self.aget(SQL_JOB, job_id, connection=connection)
 
     async def acancel_job(self, job_id: str, *, connection: str = CARTO_DW) -> CartoJob:
         """Cancel the SQL job."""
-        body = await self.arequest("DELETE", job_path(connection, job_id))
-        self.log.info("Asked CARTO to cancel SQL job %r on connection %r", job_id, connection)
-        return CartoJob.from_response(SQL_JOB, body, connection=connection, job_id=job_id)
+        return await self.acancel(SQL_JOB, job_id, connection=connection)
 
     async def aget_import(self, job_id: str) -> CartoJob:
         """The import's current state."""
-        return CartoJob.from_response(IMPORT, await self.arequest("GET", import_path(job_id)), job_id=job_id)
+        return await self.aget(IMPORT, job_id)
 
     async def acancel_import(self, job_id: str) -> CartoJob:
         """Cancel the import."""
-        body = await self.arequest("POST", import_path(job_id, "cancel"))
-        self.log.info("Asked CARTO to cancel import %r", job_id)
-        return CartoJob.from_response(IMPORT, body, job_id=job_id)
+        return await self.acancel(IMPORT, job_id)
 
     # The names before async methods took the ``a`` prefix (deprecated).
     get_job = aget_job

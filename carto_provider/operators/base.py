@@ -1,27 +1,50 @@
-"""``CartoJobOperator``: start a CARTO job, then wait for it by polling or by deferring.
+"""``CartoJobOperator``: start a CARTO job (or find the one this task started before), then wait for it.
 
 Polling keeps a worker slot for the whole job; deferring (``deferrable=True``) hands the wait to the
-triggerer and frees the slot. Either way the task fails with CARTO's own error when the job fails,
-and a task killed while it waits cancels its CARTO job (deferred tasks: Airflow 3.3+).
+triggerer and frees the slot. Either way:
+
+* the task fails with CARTO's own error when the job fails (an ``error`` fails it whatever the status);
+* the wait is bounded: by ``execution_timeout``, else by the operator's ``timeout`` (24 h), after
+  which the job is cancelled and the task fails naming the job's last status;
+* a task killed while it waits (``on_kill``, ``execution_timeout``, mark failed/cleared) cancels its
+  CARTO job, exactly once (deferred tasks: the trigger does it, Airflow 3.3+);
+* a retried or restarted task first looks for the job it started before and reattaches to it when
+  it is running or succeeded (``reattach_states``), instead of paying for the same work twice.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from carto_provider.auth.errors import CartoError
+from carto_provider.hooks.jobs import RUNNING, SUCCESS, CartoJob, JobKind, job_from_event
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CartoJob, CartoJobTimeout
-from carto_provider.triggers.base import ERROR, TIMEOUT, CartoJobTrigger
+from carto_provider.operators.identity import TaskIdentity
+from carto_provider.triggers.base import CartoJobTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "REATTACH_STATES",
+    "CartoJobOperator",
+    "default_deferrable",
+    "default_poll_interval",
+    "job_from_event",
+]
+
 #: Longest wait between two status checks when neither the task nor ``[carto] poll_interval`` says.
 DEFAULT_POLL_INTERVAL = 10.0
+#: How long a job may run when the task has no ``execution_timeout``.
+DEFAULT_TIMEOUT = dt.timedelta(hours=24)
+#: The outcomes of an earlier job of the same task that a retry reattaches to.
+REATTACH_STATES: tuple[str, ...] = (RUNNING, SUCCESS)
 
 
 def default_deferrable() -> bool:
@@ -34,16 +57,11 @@ def default_poll_interval() -> float:
     return conf.getfloat("carto", "poll_interval", fallback=DEFAULT_POLL_INTERVAL)
 
 
-def job_from_event(event: dict[str, Any] | None) -> CartoJob:
-    """The finished job a CARTO trigger reported; raises if it failed, timed out or was not followed."""
-    if not event or "status" not in event:
-        raise CartoError(f"The CARTO trigger sent no usable event: {event!r}")
-    status, message = event["status"], event.get("message") or ""
-    if status == ERROR:
-        raise CartoError(f"Lost track of CARTO job {event.get('job_id')!r}: {message}")
-    if status == TIMEOUT:
-        raise CartoJobTimeout(message)
-    return CartoJob.from_summary(event["job"]).check()
+def seconds(value: dt.timedelta | float | None) -> float | None:
+    """A duration in seconds (``timedelta`` or a number)."""
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
 class CartoJobOperator(BaseOperator):
@@ -55,9 +73,16 @@ class CartoJobOperator(BaseOperator):
     :param deferrable: wait in the triggerer instead of a worker slot. Default:
         ``[operators] default_deferrable``.
     :param cancel_on_kill: cancel the CARTO job when the task is killed or times out.
+    :param wait_for_completion: wait for the job (default); ``False`` returns its ids at once, for
+        a sensor to wait for.
+    :param timeout: how long the job may run when the task has no ``execution_timeout`` (24 h).
+    :param reattach_states: the outcomes (``running``, ``success``) of a job this task started in
+        an earlier try that it reattaches to instead of starting another; ``()`` always starts anew.
     """
 
     ui_color = "#3ab6e0"
+    #: The kind of CARTO job the operator runs.
+    kind: JobKind
 
     def __init__(
         self,
@@ -66,6 +91,9 @@ class CartoJobOperator(BaseOperator):
         poll_interval: float | None = None,
         deferrable: bool | None = None,
         cancel_on_kill: bool = True,
+        wait_for_completion: bool = True,
+        timeout: dt.timedelta | float = DEFAULT_TIMEOUT,
+        reattach_states: Collection[str] = REATTACH_STATES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -73,28 +101,24 @@ class CartoJobOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.cancel_on_kill = cancel_on_kill
+        self.wait_for_completion = wait_for_completion
+        self.timeout = timeout
+        self.reattach_states = tuple(reattach_states)
         self._running: CartoJob | None = None
+        self._cancel_sent = False
 
     # ------------------------------------------------------------------ what subclasses provide
 
-    def submit(self, hook: CartoSQLHook) -> CartoJob:
-        """Start the CARTO job."""
+    def submit(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob:
+        """Start the CARTO job (tagged with ``identity`` where the kind allows)."""
         raise NotImplementedError
 
-    def wait(self, hook: CartoSQLHook, job: CartoJob, poll_interval: float) -> CartoJob:
-        """Poll until the job ends; raise if it failed."""
-        raise NotImplementedError
-
-    def cancel(self, hook: CartoSQLHook, job: CartoJob) -> None:
-        """Cancel the CARTO job."""
-        raise NotImplementedError
-
-    def trigger(self, job: CartoJob, **kwargs: Any) -> CartoJobTrigger:
-        """The trigger that waits for ``job`` (``kwargs``: the common trigger arguments)."""
+    def find_previous(self, hook: CartoSQLHook, identity: TaskIdentity) -> CartoJob | None:
+        """The newest job this task started in an earlier try, as CARTO describes it now, or None."""
         raise NotImplementedError
 
     def result(self, job: CartoJob) -> Any:
-        """What the task returns (and pushes to XCom) once ``job`` succeeded."""
+        """What the task returns (and pushes to XCom): the job's ids."""
         return job.ids()
 
     # ------------------------------------------------------------------ BaseOperator
@@ -104,29 +128,31 @@ class CartoJobOperator(BaseOperator):
         return CartoSQLHook(self.carto_conn_id)
 
     def execute(self, context: Context) -> Any:
-        """Start the job; wait for it here, or defer to the triggerer."""
-        poll_interval = self.poll_interval or default_poll_interval()
+        """Find or start the job; return at once, wait for it here, or defer to the triggerer."""
         hook = self.get_hook()
-        job = self.submit(hook)
-        if job.done:
-            return self.result(job.check())
+        job = self._start(hook, TaskIdentity.of(context))
+        if not self.wait_for_completion or job.done:
+            return self.result(job.check() if job.done else job)
+        end_time = time.time() + self._bound()
+        poll_interval = self.poll_interval or default_poll_interval()
         if self.deferrable:
-            timeout = self.execution_timeout
             self.defer(
-                trigger=self.trigger(
-                    job,
+                trigger=CartoJobTrigger(
+                    job_id=job.job_id,
+                    kind=job.kind,
+                    connection=job.connection,
                     carto_conn_id=self.carto_conn_id,
                     poll_interval=poll_interval,
                     cancel_on_kill=self.cancel_on_kill,
-                    end_time=time.time() + timeout.total_seconds() if timeout else None,
+                    end_time=end_time,
                 ),
                 method_name="execute_complete",
             )
-        self._running = job
-        try:
-            finished = self.wait(hook, job, poll_interval)
-        finally:
-            self._running = None
+        cancel = self._cancel_once if self.cancel_on_kill else None
+        # Not cleared when the wait raises: on_kill (called after execution_timeout or a SIGTERM)
+        # still knows which job to cancel.
+        finished = hook.wait(job, poll_interval=poll_interval, end_time=end_time, cancel=cancel)
+        self._running = None
         return self.result(finished)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
@@ -135,10 +161,51 @@ class CartoJobOperator(BaseOperator):
 
     def on_kill(self) -> None:
         """Cancel the CARTO job this task is waiting for (polling mode; the trigger does it when deferred)."""
+        if self.cancel_on_kill:
+            self._cancel_once()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _start(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob:
+        previous = self._reattachable(hook, identity)
+        if previous is not None:
+            self.log.info(
+                "Reattached to %s (status %r) started by an earlier try", previous.describe(), previous.status
+            )
+            job = previous
+        else:
+            job = self.submit(hook, identity)
+            if identity is not None:
+                identity.remember(self.kind, job.job_id)
+        self._running, self._cancel_sent = job, False
+        return job
+
+    def _reattachable(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob | None:
+        if identity is None or not self.reattach_states:
+            return None
+        previous = self.find_previous(hook, identity)
+        if previous is None:
+            return None
+        if previous.outcome not in self.reattach_states:
+            self.log.info(
+                "%s of an earlier try is %r: starting a new one", previous.describe(), previous.status
+            )
+            return None
+        return previous
+
+    def _bound(self) -> float:
+        """Seconds the job may run: ``execution_timeout`` if set, else ``timeout``."""
+        bound = seconds(self.execution_timeout) or seconds(self.timeout)
+        if not bound or bound <= 0:
+            raise ValueError(f"{self.task_id}: timeout must be a positive duration, not {self.timeout!r}.")
+        return bound
+
+    def _cancel_once(self) -> None:
         job = self._running
-        if job is None or not self.cancel_on_kill:
+        if job is None or self._cancel_sent:
             return
+        self._cancel_sent = True
         try:
-            self.cancel(self.get_hook(), job)
+            self.get_hook().cancel(job.kind, job.job_id, connection=job.connection)
         except CartoError as exc:
             self.log.warning("Could not cancel %s: %s", job.describe(), exc)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import mask_secret
 
-from carto_provider.auth.http import redact_url
+from carto_provider.hooks.jobs import IMPORT, CartoJob
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CARTO_DW, CartoJob
+from carto_provider.hooks.sql_api import CARTO_DW
 from carto_provider.operators.base import CartoJobOperator
-from carto_provider.triggers.base import CartoJobTrigger
-from carto_provider.triggers.imports import CartoImportTrigger
+from carto_provider.operators.identity import TaskIdentity, created_at
+from carto_provider.transport import redact_url
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -40,11 +41,14 @@ class CartoImportOperator(CartoJobOperator):
     :param destination: the fully-qualified table, e.g. ``carto-dw-ac-xxxx.shared.stores``. Templated.
     :param connection: the CARTO connection of the destination (``carto_dw`` by default). Templated.
     :param overwrite: replace the table if it exists (otherwise the import fails).
-    :param autoguessing: let CARTO guess column types (``False`` keeps text columns).
+    :param autoguessing: let CARTO guess column types (``False`` keeps text columns, or uses ``schema``).
+    :param schema: the columns to create, ``[{"name": ..., "type": ...}]`` as CARTO's import preview
+        shows them; CARTO honours it only with ``autoguessing=False``, so it requires that. Templated.
     Other arguments: see :class:`~carto_provider.operators.base.CartoJobOperator`.
     """
 
-    template_fields: Sequence[str] = ("url", "destination", "connection")
+    template_fields: Sequence[str] = ("url", "destination", "connection", "schema")
+    kind = IMPORT
 
     def __init__(
         self,
@@ -54,9 +58,16 @@ class CartoImportOperator(CartoJobOperator):
         connection: str = CARTO_DW,
         overwrite: bool = False,
         autoguessing: bool = True,
+        schema: Sequence[Mapping[str, str]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if schema is not None and autoguessing:
+            raise ValueError(
+                f"{kwargs.get('task_id')}: CARTO ignores an import schema while autoguessing is on; "
+                "pass autoguessing=False with it."
+            )
+        self.schema = schema
         self.url = url
         self.destination = destination
         self.connection = connection
@@ -68,23 +79,35 @@ class CartoImportOperator(CartoJobOperator):
         self.log.info("Importing %s into %s", redact_url(self.url), self.destination)
         return super().execute(context)
 
-    def submit(self, hook: CartoSQLHook) -> CartoJob:
+    def submit(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob:
         return hook.create_import(
             self.url,
             self.destination,
             connection=self.connection,
             overwrite=self.overwrite,
             autoguessing=self.autoguessing,
+            schema=self.schema,
         )
 
-    def wait(self, hook: CartoSQLHook, job: CartoJob, poll_interval: float) -> CartoJob:
-        return hook.wait_for_import(job.job_id, poll_interval=poll_interval, cancel_on_timeout=False)
-
-    def cancel(self, hook: CartoSQLHook, job: CartoJob) -> None:
-        hook.cancel_import(job.job_id)
-
-    def trigger(self, job: CartoJob, **kwargs: Any) -> CartoJobTrigger:
-        return CartoImportTrigger(job_id=job.job_id, **kwargs)
+    def find_previous(self, hook: CartoSQLHook, identity: TaskIdentity) -> CartoJob | None:
+        kept = identity.recalled(IMPORT)
+        if kept is not None:
+            return hook.get_import(kept)
+        if identity.store is not None or identity.run_started is None:
+            return None  # Airflow 3.3+: no id kept means no import started
+        # Older Airflow keeps nothing across tries: find it in CARTO's list by what it imports,
+        # created since this run started.
+        since = identity.run_started - dt.timedelta(minutes=1)
+        mine = [
+            item
+            for item in hook.list_imports()
+            if (item.get("connection"), item.get("url"), item.get("destination"))
+            == (self.connection, self.url, self.destination)
+            and (created_at(item) or since) > since
+        ]
+        mine.sort(key=lambda item: str(item.get("createdAt") or ""), reverse=True)
+        job_id = (mine[0].get("jobId") or mine[0].get("id")) if mine else None
+        return hook.get_import(str(job_id)) if job_id else None
 
     def result(self, job: CartoJob) -> dict[str, Any]:
         body = job.summary()["body"]

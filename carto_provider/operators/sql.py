@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from carto_provider.hooks.jobs import SQL_JOB, CartoJob
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CARTO_DW, CartoJob, QueryParameters
+from carto_provider.hooks.sql_api import CARTO_DW, QueryParameters
 from carto_provider.operators.base import CartoJobOperator
-from carto_provider.triggers.base import CartoJobTrigger
-from carto_provider.triggers.sql import CartoSQLJobTrigger
+from carto_provider.operators.identity import TaskIdentity, fingerprint
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -39,20 +39,30 @@ class CartoSQLJobOperator(CartoJobOperator):
         """The SQL and query parameters to run."""
         raise NotImplementedError
 
-    def submit(self, hook: CartoSQLHook) -> CartoJob:
-        sql, parameters = self.job_sql()
-        return hook.submit_job(sql, connection=self.connection, query_parameters=parameters)
+    kind = SQL_JOB
 
-    def wait(self, hook: CartoSQLHook, job: CartoJob, poll_interval: float) -> CartoJob:
-        return hook.wait_for_job(
-            job.job_id, connection=self.connection, poll_interval=poll_interval, cancel_on_timeout=False
+    def submit(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob:
+        sql, parameters = self.job_sql()
+        return hook.submit_job(
+            sql,
+            connection=self.connection,
+            query_parameters=parameters,
+            metadata=identity.metadata(self._fingerprint()) if identity is not None else None,
         )
 
-    def cancel(self, hook: CartoSQLHook, job: CartoJob) -> None:
-        hook.cancel_job(job.job_id, connection=self.connection)
+    def find_previous(self, hook: CartoSQLHook, identity: TaskIdentity) -> CartoJob | None:
+        listed = hook.list_jobs(
+            metadata=identity.task_tags(self._fingerprint()), created_since=identity.listed_since()
+        )
+        if not listed:
+            return None
+        newest = listed[0]
+        job_id = newest.get("externalId") or newest.get("jobId")
+        return hook.get_job(str(job_id), connection=self.connection) if job_id else None
 
-    def trigger(self, job: CartoJob, **kwargs: Any) -> CartoJobTrigger:
-        return CartoSQLJobTrigger(job_id=job.job_id, connection=self.connection, **kwargs)
+    def _fingerprint(self) -> str:
+        sql, parameters = self.job_sql()
+        return fingerprint(self.connection, sql, parameters)
 
 
 class CartoSQLOperator(CartoSQLJobOperator):

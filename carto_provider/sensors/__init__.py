@@ -1,1 +1,1 @@
-"""Sensors for CARTO SQL jobs started elsewhere."""
+"""Sensors for CARTO SQL jobs and imports started elsewhere."""

@@ -1,20 +1,19 @@
-"""``CartoImportTrigger``: waits in the triggerer for a CARTO import to end."""
+"""``CartoImportTrigger``: the name the import wait had before one trigger served every job kind."""
 
 from __future__ import annotations
 
-from carto_provider.hooks.sql_api import CartoJob
-from carto_provider.hooks.sql_async import CartoSQLAsyncHook
+from typing import Any
+
+from carto_provider.hooks.jobs import IMPORT
 from carto_provider.triggers.base import CartoJobTrigger
 
 
 class CartoImportTrigger(CartoJobTrigger):
-    """Polls ``GET /v3/imports/{job_id}``; on kill, ``POST /v3/imports/{job_id}/cancel``.
+    """:class:`~carto_provider.triggers.base.CartoJobTrigger` for an import.
 
-    Arguments: see :class:`~carto_provider.triggers.base.CartoJobTrigger`.
+    Kept so that tasks deferred by an earlier version, whose stored class path names it, resume.
     """
 
-    async def _fetch(self, hook: CartoSQLAsyncHook) -> CartoJob:
-        return await hook.aget_import(self.job_id)
-
-    async def _cancel(self, hook: CartoSQLAsyncHook) -> CartoJob:
-        return await hook.acancel_import(self.job_id)
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("kind", IMPORT.label)
+        super().__init__(**kwargs)

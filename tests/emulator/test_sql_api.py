@@ -60,13 +60,39 @@ def test_errors_are_carto_shaped(api, fast_carto):
 
 
 def test_a_job_takes_its_time_and_reports_ids_and_times(api):
-    created = api("POST", "/v3/sql/carto_dw/job", json={"query": "SELECT 1"}).json()
-    assert created["status"] in ("pending", "running")
-    assert created["jobId"].startswith("job_") and created["externalId"]
-    done = wait_done(api, created["jobId"])
-    assert done["status"] == "success" and done["createdAt"] <= done["updatedAt"]
-    listed = api("GET", "/v3/sql/jobs").json()["data"]
-    assert [j["jobId"] for j in listed] == [created["jobId"]]
+    """The shapes of @carto/ps-services' types: CreatedJob (no jobId, no status), CartoJob, a bare list."""
+    created = api("POST", "/v3/sql/carto_dw/job", json={"query": "SELECT 1", "metadata": {"app": "t"}}).json()
+    assert set(created) == {"externalId", "accountId", "userId", "connectionId", "metadata", "createdAt"}
+    assert created["externalId"].startswith("job_") and created["metadata"] == {"app": "t"}
+    running = api("GET", f"/v3/sql/carto_dw/job/{created['externalId']}").json()
+    assert running["status"] in ("pending", "running") and running["error"] == {}
+    done = wait_done(api, created["externalId"])
+    assert done["status"] == "success" and done["error"] == {} and done["createdAt"] <= done["updatedAt"]
+    assert done["jobId"] == created["externalId"] and done["query"] == "SELECT 1"
+    listed = api("GET", "/v3/sql/jobs", params={"created_since": "2022-10-01T00:00:00.000Z"}).json()
+    assert [j["externalId"] for j in listed] == [created["externalId"]] and "status" not in listed[0]
+    assert api("GET", "/v3/sql/jobs", params={"created_since": "2999-01-01T00:00:00Z"}).json() == []
+    assert api("GET", "/v3/sql/jobs", params={"metadata": '{"app": "other"}'}).json() == []
+
+
+def test_the_worst_case_vocabulary_reports_a_failure_as_done_with_an_error(api, fast_carto):
+    from carto_provider.testing.routes.background import WORST_CASE_WORDS
+
+    sql_api(fast_carto.state).settings.status_words = dict(WORST_CASE_WORDS)
+    created = api("POST", "/v3/sql/carto_dw/job", json={"query": f"SELECT * FROM `{PROJECT}.shared.nope`"})
+    done = wait_for_error_or_done(api, created.json()["externalId"])
+    assert done["status"] == "done"
+    assert done["error"]["code"] == "notFound" and "nope" in done["error"]["msg"]
+
+
+def wait_for_error_or_done(api, job_id: str) -> dict:
+    import time
+
+    while True:
+        body = api("GET", f"/v3/sql/carto_dw/job/{job_id}").json()
+        if body["status"] == "done":
+            return body
+        time.sleep(POLL_SECONDS)
 
 
 def test_procedures_run_their_body_with_bound_arguments(api, fast_carto):
@@ -80,7 +106,7 @@ def test_procedures_run_their_body_with_bound_arguments(api, fast_carto):
     CALL `{PROJECT}.workflows_temp.wfproc_demo`(@n, "it's");
     """
     job = api("POST", "/v3/sql/carto_dw/job", json={"query": script, "queryParameters": {"n": 2}}).json()
-    assert wait_done(api, job["jobId"])["status"] == "success"
+    assert wait_done(api, job["externalId"])["status"] == "success"
     got = api(
         "POST", "/v3/sql/carto_dw/query", json={"q": f"SELECT * FROM `{PROJECT}.shared.demo` ORDER BY x"}
     )
@@ -105,8 +131,8 @@ def test_procedures_run_their_body_with_bound_arguments(api, fast_carto):
 )
 def test_procedure_errors_fail_the_job(api, query, error):
     job = api("POST", "/v3/sql/carto_dw/job", json={"query": query}).json()
-    done = wait_done(api, job["jobId"])
-    assert done["status"] == "failure" and error in done["error"]
+    done = wait_done(api, job["externalId"])
+    assert done["status"] == "failure" and error in done["error"]["msg"]
 
 
 def test_statement_splitting_respects_strings_comments_and_blocks():

@@ -27,7 +27,7 @@ DAY = dt.date(2026, 1, 15)
 
 @pytest.fixture
 def hook(fast_carto) -> CartoSQLHook:
-    return CartoSQLHook(retry_policy=QUICK, at_most_once_retry=RetryPolicy(attempts=30, initial_wait=0.05))
+    return CartoSQLHook(retry_policy=QUICK, import_retry=RetryPolicy(attempts=30, initial_wait=0.05))
 
 
 def run_import(hook, carto, path: str, table: str, **options):
@@ -134,7 +134,7 @@ def test_more_than_five_imports_at_once_are_waited_out(hook, fast_carto):
 def test_a_429_that_lasts_fails_with_carto_error(fast_carto):
     settings = imports_api(fast_carto.state).settings
     settings.duration, settings.max_concurrent, settings.retry_after = 30, 1, 0.05
-    hook = CartoSQLHook(at_most_once_retry=RetryPolicy(attempts=3, initial_wait=0.01))
+    hook = CartoSQLHook(import_retry=RetryPolicy(attempts=3, initial_wait=0.01))
     url = f"{fast_carto.url}/emulator/files/stores.geojson"
     hook.create_import(url, f"{PROJECT}.shared.first")
     with pytest.raises(CartoAPIError, match="at most 1 may run at once") as info:

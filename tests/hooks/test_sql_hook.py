@@ -64,7 +64,7 @@ def test_job_runs_and_is_listed(hook, fast_carto):
     done = hook.wait_for_job(job.job_id, poll_interval=POLL_SECONDS)
     assert done.outcome == "success"
     assert hook.run_query("SELECT v FROM `carto-dw-ac-emulator.shared.t`").rows == [{"v": 7}]
-    assert job.job_id in [j["jobId"] for j in hook.list_jobs()]
+    assert job.job_id in [j["externalId"] for j in hook.list_jobs()]  # ps-services: CreatedJob, no jobId
 
 
 def test_job_failure_surfaces_carto_error_verbatim(hook, fast_carto):
@@ -73,8 +73,9 @@ def test_job_failure_surfaces_carto_error_verbatim(hook, fast_carto):
         hook.wait_for_job(job.job_id, poll_interval=POLL_SECONDS)
     emulated = next(iter(sql_jobs(fast_carto)))
     assert emulated.error and "no_such_table" in emulated.error
-    assert str(info.value).endswith(f": {emulated.error}")
-    assert info.value.job.error == emulated.error
+    # CARTO's error object {code, msg} reaches the task as "code: msg".
+    assert str(info.value).endswith(f": {emulated.error_code}: {emulated.error}")
+    assert info.value.job.error == f"{emulated.error_code}: {emulated.error}"
 
 
 VOCABULARIES = {

@@ -14,7 +14,7 @@ from airflow.providers.common.compat.sdk import TaskDeferred, redact
 from carto_provider.hooks.sql_api import CartoJobError
 from carto_provider.operators.imports import CartoImportOperator
 from carto_provider.testing.routes.imports import imports_api, serve_file
-from carto_provider.triggers.imports import CartoImportTrigger
+from carto_provider.triggers.base import CartoJobTrigger
 from tests.carto_jobs_support import PROJECT, rows
 
 # Shared fixtures (pytest finds fixtures among a module's attributes).
@@ -56,7 +56,8 @@ def test_deferred_import_resumes_with_the_result(fast_carto):
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({})
     trigger = deferred.value.trigger
-    assert isinstance(trigger, CartoImportTrigger) and trigger.poll_interval == 0.1
+    # One trigger class serves every job kind now (issue 15): the import is its kind.
+    assert isinstance(trigger, CartoJobTrigger) and trigger.kind == "import" and trigger.poll_interval == 0.1
     event = asyncio.run(anext(trigger.run()))
     assert op.execute_complete({}, event.payload)["rows_imported"] == 5
 

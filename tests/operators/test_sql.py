@@ -20,7 +20,6 @@ from carto_provider.operators.sql import CartoQueryOperator, CartoSQLOperator
 from carto_provider.testing.routes.imports import STORES, daily_sales_csv
 from carto_provider.testing.routes.sql import sql_api
 from carto_provider.triggers.base import CartoJobTrigger
-from carto_provider.triggers.sql import CartoSQLJobTrigger
 from tests.carto_jobs_support import (
     PROJECT,
     TEST_DAGS,
@@ -114,7 +113,9 @@ def test_job_failure_fails_with_carto_error_when_deferred(fast_carto):
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute({})
     trigger = deferred.value.trigger
-    assert isinstance(trigger, CartoSQLJobTrigger) and deferred.value.method_name == "execute_complete"
+    # One trigger class serves every job kind now (issue 15).
+    assert isinstance(trigger, CartoJobTrigger) and trigger.kind == "SQL job"
+    assert deferred.value.method_name == "execute_complete"
     event = asyncio.run(anext(trigger.run()))
     with pytest.raises(CartoJobError) as info:
         operator.execute_complete({}, event.payload)

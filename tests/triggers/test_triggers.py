@@ -63,8 +63,8 @@ def test_a_failed_job_reaches_the_task_with_carto_error(fast_carto):
     job = CartoSQLHook().submit_job("SELECT * FROM `carto-dw-ac-emulator.shared.absent`")
     event = asyncio.run(first_event(CartoSQLJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS)))
     assert event.payload["status"] == "failed"
-    error = sql_api(fast_carto.state).jobs[job.job_id].error
-    assert error and event.payload["job"]["error"] == error
+    emulated = sql_api(fast_carto.state).jobs[job.job_id]
+    assert emulated.error and event.payload["job"]["error"] == f"{emulated.error_code}: {emulated.error}"
     with pytest.raises(CartoJobError, match="absent"):
         job_from_event(event.payload)
 

@@ -20,6 +20,9 @@ from typing import Any
 PENDING, RUNNING, SUCCESS, FAILURE, CANCELLED = "pending", "running", "success", "failure", "cancelled"
 TERMINAL = frozenset({SUCCESS, FAILURE, CANCELLED})
 DEFAULT_WORDS: Mapping[str, str] = {s: s for s in (PENDING, RUNNING, SUCCESS, FAILURE, CANCELLED)}
+#: The worst vocabulary CARTO's SQL job typing allows: success and failure both ``done``, told
+#: apart only by the ``error`` object (``@carto/ps-services`` types ``status`` as any string).
+WORST_CASE_WORDS: Mapping[str, str] = {**DEFAULT_WORDS, SUCCESS: "done", FAILURE: "done"}
 
 
 #: Job threads not yet finished. At interpreter exit they are stopped and joined: a thread that drops
@@ -41,7 +44,11 @@ def _stop_at_exit() -> None:
 
 
 class JobFailure(Exception):
-    """Raised by a job's work: the job ends ``failure`` with this message as its ``error``."""
+    """Raised by a job's work: the job ends ``failure`` with this message (and ``code``) as its error."""
+
+    def __init__(self, message: str, code: str = "jobFailed") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _iso(epoch: float) -> str:
@@ -62,6 +69,7 @@ class BackgroundJob:
     fields: dict[str, Any] = field(default_factory=dict)
     state: str = PENDING
     error: str | None = None
+    error_code: str | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -83,8 +91,8 @@ class BackgroundJob:
             _THREADS[thread] = self
         thread.start()
 
-    def _set(self, state: str, error: str | None = None) -> None:
-        self.state, self.error, self.updated_at = state, error, time.time()
+    def _set(self, state: str, error: str | None = None, code: str | None = None) -> None:
+        self.state, self.error, self.error_code, self.updated_at = state, error, code, time.time()
 
     def _run(self, work: Callable[[], dict[str, Any] | None]) -> None:
         try:
@@ -105,11 +113,12 @@ class BackgroundJob:
         try:
             self.fields.update(work() or {})
         except JobFailure as exc:
-            outcome: tuple[str, str | None] = (FAILURE, str(exc))
+            outcome: tuple[str, str | None, str | None] = (FAILURE, str(exc), exc.code)
         except Exception as exc:  # a bug in the emulator still ends the job, visibly
-            outcome = (FAILURE, f"Internal error in the CARTO emulator: {type(exc).__name__}: {exc}")
+            message = f"Internal error in the CARTO emulator: {type(exc).__name__}: {exc}"
+            outcome = (FAILURE, message, "internalError")
         else:
-            outcome = (SUCCESS, None)
+            outcome = (SUCCESS, None, None)
         with self._lock:
             self._set(*outcome)
 
@@ -118,19 +127,29 @@ class BackgroundJob:
         with self._lock:
             if not self.active or self._working:
                 return False
-            self._set(CANCELLED, "Job cancelled by the user")
+            self._set(CANCELLED)
         self._cancel.set()
         return True
 
-    def render(self, words: Mapping[str, str] = DEFAULT_WORDS) -> dict[str, Any]:
-        """The job as the API shows it."""
+    def render(
+        self, words: Mapping[str, str] = DEFAULT_WORDS, *, error_object: bool = False
+    ) -> dict[str, Any]:
+        """The job as the API shows it; ``error_object``: the error as ``{code, msg}`` (``{}`` when
+        none), as CARTO's SQL jobs report it, else as a string (absent when none)."""
         body: dict[str, Any] = {"jobId": self.job_id, "status": words.get(self.state, self.state)}
         body.update(self.fields)
-        body["createdAt"] = _iso(self.created_at)
+        body["createdAt"] = self.created
         body["updatedAt"] = _iso(self.updated_at)
-        if self.error is not None:
+        if error_object:
+            body["error"] = {"code": self.error_code, "msg": self.error} if self.error is not None else {}
+        elif self.error is not None:
             body["error"] = self.error
         return body
+
+    @property
+    def created(self) -> str:
+        """``createdAt`` as the API shows it (ISO 8601, UTC)."""
+        return _iso(self.created_at)
 
 
 class JobStore:

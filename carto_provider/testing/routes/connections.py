@@ -14,10 +14,17 @@ router = APIRouter()
 
 @router.get("/v3/connections")
 async def list_connections(request: Request) -> list[dict[str, Any]]:
-    """The caller's connections: the CARTO Data Warehouse only."""
+    """The caller's connections: the CARTO Data Warehouse, and those a test declared (with their
+    provider) in the SQL API settings."""
+    from carto_provider.testing.routes.sql import sql_api
+
     require_api_token(request)
     state = state_of(request)
-    return [{"id": "carto-dw", "name": "carto_dw", "provider": "bigquery", "projectId": state.project_id}]
+    listed = [{"id": "carto-dw", "name": "carto_dw", "provider": "bigquery", "projectId": state.project_id}]
+    for name, provider in sql_api(state).settings.connections.items():
+        if name != "carto_dw":
+            listed.append({"id": f"conn_{name}", "name": name, "provider": provider})
+    return listed
 
 
 @router.get("/v3/connections/carto-dw/token")

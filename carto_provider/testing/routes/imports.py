@@ -46,7 +46,7 @@ from carto_provider.testing.routes.background import (
     new_job_id,
 )
 from carto_provider.testing.routes.common import EmulatorHTTPError, require_api_token
-from carto_provider.testing.routes.sql import WAREHOUSE_CONNECTIONS, json_body
+from carto_provider.testing.routes.sql import json_body, sql_api
 from carto_provider.testing.state import EmulatorState
 from carto_provider.testing.warehouse import Warehouse, WarehouseError, get_warehouse
 
@@ -73,8 +73,8 @@ class ImportSettings:
     duration: float = 1.0
     #: Imports that may be pending or running at once (CARTO: 5); one more answers 429.
     max_concurrent: int = 5
-    #: The ``Retry-After`` (seconds) of that 429.
-    retry_after: float = 5.0
+    #: The ``Retry-After`` (seconds) of that 429; None sends none (CARTO's docs promise none).
+    retry_after: float | None = 5.0
 
 
 @dataclass
@@ -319,7 +319,22 @@ def _parser(url: str, content_type: str) -> Callable[[bytes, bool], Table]:
 def _value_sql(kind: str, slot: str) -> str:
     if kind == "GEOGRAPHY":
         return f"ST_GEOGFROM({slot})"
+    if kind != "STRING":
+        return f"CAST({slot} AS {kind})"
     return slot
+
+
+def with_schema(table: Table, schema: list[dict[str, str]]) -> Table:
+    """The file's text columns typed as the import's explicit ``schema`` says (CARTO honours it only
+    with ``autoguessing`` off); a column the file lacks fails the import."""
+    types = {str(c["name"]).lower(): str(c["type"]).upper() for c in schema}
+    names = [name for name, _ in table.columns]
+    missing = sorted(set(types) - set(names))
+    if missing:
+        raise JobFailure(
+            f"The schema names columns the file does not have: {', '.join(missing)}", "schemaMismatch"
+        )
+    return Table([(name, types.get(name, kind)) for name, kind in table.columns], table.rows)
 
 
 def load_table(warehouse: Warehouse, destination: str, table: Table, overwrite: bool) -> None:
@@ -357,6 +372,8 @@ def _import_work(state: EmulatorState, body: dict[str, Any]) -> Callable[[], dic
     def work() -> dict[str, Any]:
         data, content_type = _download(body["url"])
         table = _parser(body["url"], content_type)(data, body["autoguessing"])
+        if body.get("schema") and not body["autoguessing"]:
+            table = with_schema(table, body["schema"])
         load_table(get_warehouse(state), body["destination"], table, body["overwrite"])
         return {
             "rowsImported": len(table.rows),
@@ -369,13 +386,13 @@ def _import_work(state: EmulatorState, body: dict[str, Any]) -> Callable[[], dic
 # ---------------------------------------------------------------------------------------------- routes
 
 
-def _validated(body: Any) -> dict[str, Any]:
+def _validated(state: EmulatorState, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise EmulatorHTTPError(400, "The request body must be a JSON object")
     connection = body.get("connection")
     if not connection:
         raise EmulatorHTTPError(400, "Missing connection")
-    if connection not in WAREHOUSE_CONNECTIONS:
+    if connection not in sql_api(state).settings.connections:
         raise EmulatorHTTPError(404, f"Connection not found: {connection}")
     url = body.get("url")
     if (
@@ -398,7 +415,18 @@ def _validated(body: Any) -> dict[str, Any]:
         "destination": destination,
         "overwrite": body.get("overwrite", False),
         "autoguessing": body.get("autoguessing", True),
+        "schema": _schema(body.get("schema")),
     }
+
+
+def _schema(raw: Any) -> list[dict[str, str]] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(
+        isinstance(c, dict) and c.get("name") and c.get("type") for c in raw
+    ):
+        raise EmulatorHTTPError(400, 'schema must be a list of columns {"name": ..., "type": ...}')
+    return [{"name": str(c["name"]), "type": str(c["type"])} for c in raw]
 
 
 def _import(request: Request, job_id: str) -> tuple[ImportsAPI, BackgroundJob]:
@@ -414,8 +442,8 @@ def _import(request: Request, job_id: str) -> tuple[ImportsAPI, BackgroundJob]:
 async def create_import(request: Request) -> dict[str, Any] | JSONResponse:
     """Start an import, or answer 429 when too many run already."""
     issued = require_api_token(request)
-    body = _validated(await json_body(request))
     state = state_of(request)
+    body = _validated(state, await json_body(request))
     settings = imports_api(state).settings
     job = BackgroundJob(new_job_id("import"), settings.duration, dict(body))
     if not imports_api(state).jobs.add(job, max_active=settings.max_concurrent):
@@ -426,7 +454,7 @@ async def create_import(request: Request) -> dict[str, Any] | JSONResponse:
                 "status": 429,
             },
             status_code=429,
-            headers={"Retry-After": f"{settings.retry_after:g}"},
+            headers={} if settings.retry_after is None else {"Retry-After": f"{settings.retry_after:g}"},
         )
     state.record("import", issued.subject)
     job.start(_import_work(state, body))

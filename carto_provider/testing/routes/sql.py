@@ -6,8 +6,20 @@
   ``GET /v3/sql/jobs``: jobs that take :attr:`SQLAPISettings.job_duration` seconds before their SQL
   runs, so waiting, deferral and cancellation can be seen; a cancelled job never runs its SQL.
 
-The connection ``carto_dw`` is the emulator's warehouse (BigQuery SQL); other names answer 404.
-SQL errors answer 400 from ``/query`` and fail the job (``status`` failure, ``error`` the message).
+Jobs have the shapes of CARTO's own client, ``@carto/ps-services`` 1.1.1
+(``dist/types/sqlApi/types.d.ts``), which outranks ``shared/reference/carto-api.md`` and this
+emulator's earlier shapes where they differ: the create reply is ``{externalId, accountId, userId,
+connectionId, metadata, createdAt}`` with **no** ``jobId`` and **no** ``status`` (``externalId`` is
+the id to poll); a job is ``{jobId, query, status, error, createdAt, metadata, ...}`` where ``error``
+is an object ``{code, msg}`` or ``{}`` reported apart from the status; ``GET /v3/sql/jobs`` answers
+a **bare array** of created-job shapes (no status), from ``created_since`` on (an extra ``metadata``
+query parameter, a JSON object, filters it; CARTO's client filters by metadata itself).
+:attr:`SQLAPISettings.status_words` plays any status vocabulary, down to the worst case
+(:data:`~carto_provider.testing.routes.background.WORST_CASE_WORDS`: a failure is ``done`` + error).
+
+The connections in :attr:`SQLAPISettings.connections` (name -> provider; ``carto_dw`` by default)
+all run on the emulator's warehouse (BigQuery SQL); other names answer 404. SQL errors answer 400
+from ``/query`` and fail the job (``error`` ``{code: <BigQuery reason>, msg: <message>}``).
 
 Workflows (emulator behaviour): the warehouse has no stored procedures, so this router keeps them.
 ``CREATE [OR REPLACE] PROCEDURE `p.d.name`(arg TYPE, ...) BEGIN stmt; ...; END`` registers one (simple
@@ -46,7 +58,7 @@ from carto_provider.testing.warehouse import QueryResult, WarehouseError, get_wa
 
 router = APIRouter()
 
-#: The CARTO connection served by the emulator's warehouse.
+#: The CARTO connection served by the emulator's warehouse by default.
 WAREHOUSE_CONNECTIONS = ("carto_dw",)
 MAX_CALL_DEPTH = 10
 
@@ -61,6 +73,9 @@ class SQLAPISettings:
     status_words: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_WORDS))
     #: The most rows ``/query`` returns.
     max_rows: int = 200_000
+    #: The CARTO connections served (name -> provider: bigquery, snowflake, databricks, redshift,
+    #: postgres); each runs on the emulator's warehouse, whatever its provider says.
+    connections: dict[str, str] = field(default_factory=lambda: {"carto_dw": "bigquery"})
 
 
 @dataclass(frozen=True)
@@ -279,8 +294,9 @@ def _parameters(raw: Any) -> dict[str, Any] | list[Any] | None:
     raise EmulatorHTTPError(400, "queryParameters must be an object (named) or an array (positional)")
 
 
-def _check_connection(connection: str) -> None:
-    if connection not in WAREHOUSE_CONNECTIONS:
+def check_connection(state: EmulatorState, connection: str) -> None:
+    """A 404 for a connection the emulator does not serve."""
+    if connection not in sql_api(state).settings.connections:
         raise EmulatorHTTPError(404, f"Connection not found: {connection}")
 
 
@@ -299,10 +315,10 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 async def _query(request: Request, connection: str, sql: Any, raw_params: Any) -> dict[str, Any]:
     require_api_token(request)
-    _check_connection(connection)
+    state = state_of(request)
+    check_connection(state, connection)
     if not isinstance(sql, str) or not sql.strip():
         raise EmulatorHTTPError(400, "Missing query: set q")
-    state = state_of(request)
     params = _parameters(raw_params)
     try:
         result = await asyncio.to_thread(run_script, state, sql, params)
@@ -338,19 +354,31 @@ def _job_work(state: EmulatorState, sql: str, params: Any) -> Callable[[], dict[
         try:
             result = run_script(state, sql, params)
         except WarehouseError as exc:
-            raise JobFailure(str(exc)) from None
+            raise JobFailure(str(exc), exc.reason) from None
         return {"statementType": result.statement_type}
 
     return work
 
 
 def _render(api: SQLAPI, job: BackgroundJob) -> dict[str, Any]:
-    return job.render(api.settings.status_words)
+    return job.render(api.settings.status_words, error_object=True)
+
+
+def _created(job: BackgroundJob) -> dict[str, Any]:
+    """A job as its create reply and the jobs list show it (no ``jobId``, no ``status``)."""
+    return {
+        "externalId": job.job_id,
+        "accountId": job.fields["accountId"],
+        "userId": job.fields["userId"],
+        "connectionId": job.fields["connectionId"],
+        "metadata": job.fields["metadata"],
+        "createdAt": job.created,
+    }
 
 
 def _job(request: Request, connection: str, job_id: str) -> tuple[SQLAPI, BackgroundJob]:
     require_api_token(request)
-    _check_connection(connection)
+    check_connection(state_of(request), connection)
     api = sql_api(state_of(request))
     job = api.jobs.get(job_id)
     if job is None or job.fields.get("connection") != connection:
@@ -360,25 +388,32 @@ def _job(request: Request, connection: str, job_id: str) -> tuple[SQLAPI, Backgr
 
 @router.post("/v3/sql/{connection}/job")
 async def create_job(request: Request, connection: str) -> dict[str, Any]:
-    """Start a job (``query``, ``queryParameters``); it runs after ``job_duration`` seconds."""
+    """Start a job (``query``, ``queryParameters``, ``metadata``); it runs after ``job_duration`` s."""
     issued = require_api_token(request)
-    _check_connection(connection)
+    state = state_of(request)
+    check_connection(state, connection)
     body = await json_body(request)
     sql = body.get("query")
     if not isinstance(sql, str) or not sql.strip():
         raise EmulatorHTTPError(400, "Missing query: set query")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise EmulatorHTTPError(400, "metadata must be an object")
     params = _parameters(body.get("queryParameters"))
-    state = state_of(request)
     api = sql_api(state)
-    job = BackgroundJob(
-        new_job_id("job"),
-        api.settings.job_duration,
-        {"externalId": new_job_id("bquxjob"), "connection": connection, "query": sql},
-    )
+    fields = {
+        "connection": connection,
+        "connectionId": f"conn_{connection}",
+        "accountId": "ac_emulator",
+        "userId": issued.subject,
+        "metadata": metadata,
+        "query": sql,
+    }
+    job = BackgroundJob(new_job_id("job"), api.settings.job_duration, fields)
     api.jobs.add(job)
     state.record("sql_job", issued.subject)
     job.start(_job_work(state, sql, params))
-    return _render(api, job)
+    return _created(job)
 
 
 @router.get("/v3/sql/{connection}/job/{job_id}")
@@ -398,8 +433,29 @@ async def cancel_job(request: Request, connection: str, job_id: str) -> dict[str
 
 
 @router.get("/v3/sql/jobs")
-async def list_jobs(request: Request) -> dict[str, Any]:
-    """Every job, newest first."""
+async def list_jobs(request: Request) -> list[dict[str, Any]]:
+    """Every job created since ``created_since`` (ISO 8601), newest first, as a bare array."""
     require_api_token(request)
     api = sql_api(state_of(request))
-    return {"data": [_render(api, job) for job in api.jobs.newest_first()]}
+    since, wanted = _list_filters(request)
+    return [
+        _created(job)
+        for job in api.jobs.newest_first()
+        if job.created_at >= since and all(job.fields["metadata"].get(k) == v for k, v in wanted.items())
+    ]
+
+
+def _list_filters(request: Request) -> tuple[float, dict[str, Any]]:
+    raw_since = request.query_params.get("created_since")
+    try:
+        since = dt.datetime.fromisoformat(raw_since.replace("Z", "+00:00")).timestamp() if raw_since else 0.0
+    except ValueError:
+        raise EmulatorHTTPError(400, "created_since must be an ISO 8601 time") from None
+    raw_metadata = request.query_params.get("metadata")
+    try:
+        wanted = json.loads(raw_metadata) if raw_metadata else {}
+    except ValueError:
+        wanted = None
+    if not isinstance(wanted, dict):
+        raise EmulatorHTTPError(400, "metadata must be a JSON object")
+    return since, wanted

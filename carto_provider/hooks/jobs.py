@@ -1,0 +1,351 @@
+"""The job model: CARTO's SQL jobs and imports (a Workflow run is a SQL job) described once.
+
+A :class:`JobKind` carries what tells the kinds apart (their paths, their cancel call, their label);
+a :class:`CartoJob` is one job as CARTO last described it, and decides its outcome; a
+:class:`JobWatch` makes the decisions of one wait (when to look again, when to give up), for the
+sync hook and the async trigger alike; :class:`JobEvent` is what a trigger sends back to its task.
+No I/O and no Airflow here.
+
+How CARTO reports a job (the order of authority: CARTO's own client ``@carto/ps-services`` 1.1.1,
+``dist/types/sqlApi/types.d.ts``, then CARTO's docs, then ``shared/reference/carto-api.md``):
+
+* A SQL job is ``{jobId, query, status: string, error: {code, msg} | {}, createdAt, metadata}``;
+  the reply to its creation is ``{externalId, accountId, userId, connectionId, metadata, createdAt}``,
+  with **no** ``jobId`` and **no** ``status``: ``externalId`` is the id to poll.
+* The error is reported **apart from** the status: any non-empty ``error`` means the job failed,
+  whatever the status word says (even ``done``); ``{}`` means no error.
+* CARTO does not document the SQL job status words (ps-services types them as ``string``). The
+  Imports API documents ``pending``, ``running``, ``success``, ``failure``, ``cancelled``; the legacy
+  Batch API used ``done``, ``failed``, ``canceled``, ``unknown``. Words are read case-insensitively
+  against their union; a word outside it is logged once at WARNING and polled on, never for ever:
+  every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from carto_provider.auth.errors import CartoError
+from carto_provider.hooks.sql_api import CARTO_DW, import_path, job_path
+
+log = logging.getLogger(__name__)
+
+SUCCESS_WORDS = frozenset({"success", "done"})
+FAILURE_WORDS = frozenset({"failure", "failed", "error", "unknown"})
+CANCELLED_WORDS = frozenset({"cancelled", "canceled"})
+IN_FLIGHT_WORDS = frozenset({"pending", "running", "queued", "in_progress", "created", "started"})
+KNOWN_WORDS = SUCCESS_WORDS | FAILURE_WORDS | CANCELLED_WORDS | IN_FLIGHT_WORDS
+
+#: What a job's status and error mean (:attr:`CartoJob.outcome`).
+RUNNING, SUCCESS, FAILED, CANCELLED = "running", "success", "failed", "cancelled"
+#: Trigger event statuses besides an outcome: the wait ran out of time, or CARTO could not be asked.
+TIMEOUT, ERROR = "timeout", "error"
+
+
+def error_text(error: Any) -> str | None:
+    """A job's ``error`` as text: ``{code, msg}`` as ``"code: msg"``, a string unchanged, ``{}``,
+    ``""`` and ``None`` as no error, anything else as JSON."""
+    if error is None or error == "" or error == {} or error == []:
+        return None
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict) and ("code" in error or "msg" in error):
+        return ": ".join(str(error[k]) for k in ("code", "msg") if error.get(k) not in (None, "")) or None
+    return json.dumps(error, default=str)
+
+
+def outcome_of(status: Any, error: Any = None) -> str:
+    """``success``, ``failed``, ``cancelled`` or ``running``: an error fails whatever the status."""
+    word = str(status or "").strip().lower()
+    if error_text(error) is not None:
+        return CANCELLED if word in CANCELLED_WORDS else FAILED
+    if word in SUCCESS_WORDS:
+        return SUCCESS
+    if word in FAILURE_WORDS:
+        return FAILED
+    if word in CANCELLED_WORDS:
+        return CANCELLED
+    return RUNNING
+
+
+# ---------------------------------------------------------------------------------------------- kinds
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """What tells a kind of CARTO job apart: its label, where to read it, how to cancel it."""
+
+    label: str
+    status_path: Callable[[str, str], str]
+    cancel_method: str
+    cancel_path: Callable[[str, str], str]
+
+    def describe(self, job_id: str, connection: str | None) -> str:
+        """``CARTO SQL job 'j1' on connection 'carto_dw'`` and the like."""
+        where = f" on connection {connection!r}" if connection and self is SQL_JOB else ""
+        return f"CARTO {self.label} {job_id!r}{where}"
+
+
+SQL_JOB = JobKind(
+    "SQL job",
+    status_path=lambda job_id, connection: job_path(connection or CARTO_DW, job_id),
+    cancel_method="DELETE",
+    cancel_path=lambda job_id, connection: job_path(connection or CARTO_DW, job_id),
+)
+IMPORT = JobKind(
+    "import",
+    status_path=lambda job_id, connection: import_path(job_id),
+    cancel_method="POST",
+    cancel_path=lambda job_id, connection: import_path(job_id, "cancel"),
+)
+KINDS = {kind.label: kind for kind in (SQL_JOB, IMPORT)}
+
+
+def kind_of(label: str | JobKind) -> JobKind:
+    """The kind called ``label`` (``"SQL job"`` or ``"import"``)."""
+    if isinstance(label, JobKind):
+        return label
+    try:
+        return KINDS[label]
+    except KeyError:
+        raise ValueError(f"Unknown kind of CARTO job {label!r}; known: {sorted(KINDS)}") from None
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class CartoJob:
+    """A SQL job or an import as CARTO last described it.
+
+    ``kind`` is the kind's label (``"SQL job"`` or ``"import"``); ``status`` is CARTO's word and
+    ``error`` CARTO's error as text (``None``: no error); ``outcome`` is what they mean; ``body`` the
+    response as sent.
+    """
+
+    kind: str
+    job_id: str
+    status: str
+    connection: str | None = None
+    external_id: str | None = None
+    error: str | None = None
+    body: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_response(
+        cls, kind: str | JobKind, body: Any, *, connection: str | None = None, job_id: str | None = None
+    ) -> CartoJob:
+        """Read a job or import response; ``job_id`` fills in when the body does not repeat it."""
+        label = kind_of(kind).label
+        if not isinstance(body, dict):
+            raise CartoError(f"CARTO answered a {label} request with {type(body).__name__}, not an object.")
+        # ps-services: the create reply has only ``externalId``; a job read has ``jobId``.
+        found = body.get("jobId") or body.get("id") or body.get("externalId") or job_id
+        if not found:
+            raise CartoError(f"CARTO's {label} response has no jobId (fields: {sorted(body)}).")
+        external = body.get("externalId")
+        return cls(
+            kind=label,
+            job_id=str(found),
+            status=str(body.get("status") or ""),
+            connection=connection or body.get("connection"),
+            external_id=str(external) if external else None,
+            error=error_text(body.get("error")),
+            body=dict(body),
+        )
+
+    @property
+    def outcome(self) -> str:
+        """``running``, ``success``, ``failed`` or ``cancelled`` (an error fails whatever the status)."""
+        return outcome_of(self.status, self.error)
+
+    @property
+    def done(self) -> bool:
+        """True once the job reached a terminal status or reported an error."""
+        return self.outcome != RUNNING
+
+    @property
+    def status_known(self) -> bool:
+        """Whether CARTO's status word is one this package knows (an empty one, as in a creation
+        reply, counts as known)."""
+        word = self.status.strip().lower()
+        return not word or word in KNOWN_WORDS
+
+    def ids(self) -> dict[str, Any]:
+        """What identifies the job (the XCom of the SQL operators)."""
+        return {
+            "job_id": self.job_id,
+            "external_id": self.external_id,
+            "connection": self.connection,
+            "status": self.status,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-safe description for trigger events and XCom. CARTO's echo of the import URL is left
+        out (signed URLs carry credentials), and of the SQL (the task has it; it may be long)."""
+        return {
+            "kind": self.kind,
+            **self.ids(),
+            "error": self.error,
+            "body": {k: v for k, v in self.body.items() if k not in ("url", "query")},
+        }
+
+    @classmethod
+    def from_summary(cls, summary: Mapping[str, Any]) -> CartoJob:
+        """The job back from :meth:`summary`."""
+        return cls(
+            kind=str(summary["kind"]),
+            job_id=str(summary["job_id"]),
+            status=str(summary.get("status") or ""),
+            connection=summary.get("connection"),
+            external_id=summary.get("external_id"),
+            error=summary.get("error"),
+            body=dict(summary.get("body") or {}),
+        )
+
+    def describe(self) -> str:
+        """``CARTO SQL job 'j1' on connection 'carto_dw'`` and the like."""
+        return kind_of(self.kind).describe(self.job_id, self.connection)
+
+    def check(self) -> CartoJob:
+        """Return the job if it succeeded; raise :class:`CartoJobError` if it failed or was cancelled."""
+        if self.outcome == FAILED:
+            raise CartoJobError(
+                f"{self.describe()} failed (status {self.status!r}): {self.error or 'CARTO gave no error'}",
+                job=self,
+            )
+        if self.outcome == CANCELLED:
+            detail = f": {self.error}" if self.error else ""
+            raise CartoJobError(f"{self.describe()} was cancelled (status {self.status!r}){detail}", job=self)
+        return self
+
+
+class CartoJobError(CartoError):
+    """A CARTO SQL job or import ended in failure or was cancelled; ``job`` is its last state."""
+
+    def __init__(self, message: str, *, job: CartoJob) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class CartoJobTimeout(CartoError):
+    """A job did not finish in the time allowed (it has been cancelled when so asked)."""
+
+
+# ---------------------------------------------------------------------------------------------- waiting
+
+
+def poll_delays(longest: float) -> Iterator[float]:
+    """Seconds to wait between status checks: from min(1 s, ``longest``), doubling up to ``longest``.
+
+    Short jobs are seen finishing quickly, long ones cost few requests.
+    """
+    if longest <= 0:
+        raise ValueError("poll_interval must be positive.")
+    delay = min(1.0, longest)
+    while True:
+        yield delay
+        delay = min(longest, delay * 2)
+
+
+class JobWatch:
+    """The decisions of one wait for one job, shared by the polling hook and the trigger.
+
+    :param poll_interval: the longest wait between two checks (they start 1 s apart and double).
+    :param end_time: epoch seconds after which the wait gives up (None: never; callers always set
+        one, from ``execution_timeout`` or the operator's ``timeout``).
+    """
+
+    def __init__(self, poll_interval: float, end_time: float | None = None) -> None:
+        self.delays = poll_delays(poll_interval)
+        self.end_time = end_time
+        self.timed_out = False
+        self._warned: set[str] = set()
+
+    def next_delay(self, job: CartoJob) -> float | None:
+        """Seconds to sleep before the next check, or None when the wait is over (the job ended,
+        or time ran out: then :attr:`timed_out` is set)."""
+        self._warn_unknown(job)
+        if job.done:
+            log.info("%s ended with status %r", job.describe(), job.status)
+            return None
+        remaining = None if self.end_time is None else self.end_time - time.time()
+        if remaining is not None and remaining <= 0:
+            self.timed_out = True
+            return None
+        delay = next(self.delays)
+        log.debug("%s is %r; next check in %.1f s", job.describe(), job.status, delay)
+        return delay if remaining is None else min(delay, remaining)
+
+    def _warn_unknown(self, job: CartoJob) -> None:
+        if not job.status_known and job.status not in self._warned:
+            self._warned.add(job.status)
+            log.warning(
+                "%s has the status %r, which this provider does not know; it is treated as still "
+                "running until it reports an error or a known final status, or the wait's time runs out.",
+                job.describe(),
+                job.status,
+            )
+
+    @staticmethod
+    def timeout_message(job: CartoJob, *, cancelled: bool) -> str:
+        """What a wait that ran out of time says, naming the job's last status."""
+        message = f"{job.describe()} was still {job.status or 'running'!r} when the wait's time ran out"
+        return message + ("; it has been cancelled." if cancelled else ".")
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """What a trigger sends back to its task: ``status`` is an outcome, ``timeout`` or ``error``;
+    ``job`` the job's :meth:`CartoJob.summary` (None when CARTO could not be asked)."""
+
+    status: str
+    job_id: str
+    message: str
+    job: CartoJob | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The event payload (JSON-safe; no token, no URL query string)."""
+        return {
+            "status": self.status,
+            "job_id": self.job_id,
+            "job": self.job.summary() if self.job is not None else None,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any] | None) -> JobEvent:
+        """The event back from a payload; raises CartoError for one that is not a CARTO job event."""
+        if not payload or "status" not in payload:
+            raise CartoError(f"The CARTO trigger sent no usable event: {payload!r}")
+        job = payload.get("job")
+        return cls(
+            status=str(payload["status"]),
+            job_id=str(payload.get("job_id")),
+            message=str(payload.get("message") or ""),
+            job=CartoJob.from_summary(job) if job else None,
+        )
+
+    def finished_job(self) -> CartoJob:
+        """The job that succeeded; raises CartoJobError, CartoJobTimeout or CartoError otherwise."""
+        if self.status == ERROR or self.job is None:
+            raise CartoError(f"Lost track of CARTO job {self.job_id!r}: {self.message}")
+        if self.status == TIMEOUT:
+            raise CartoJobTimeout(self.message)
+        return self.job.check()
+
+
+def job_from_event(event: Mapping[str, Any] | None) -> CartoJob:
+    """The finished job a CARTO trigger reported; raises if it failed, timed out or was not followed.
+
+    The one decoder of trigger events, used by the operators and the sensors.
+    """
+    return JobEvent.from_json(event).finished_job()
