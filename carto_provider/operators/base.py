@@ -136,6 +136,7 @@ class CartoJobOperator(BaseOperator):
         end_time = time.time() + self._bound()
         poll_interval = self.poll_interval or default_poll_interval()
         if self.deferrable:
+            self._running = None  # from here on the trigger cancels it (on_kill, end_time)
             self.defer(
                 trigger=CartoJobTrigger(
                     job_id=job.job_id,

@@ -1,11 +1,14 @@
 """Which task try started a CARTO job: the tags a job carries, and how a retry finds its job again.
 
 Every SQL job is created with CARTO ``metadata`` naming the task (``dag_id``, ``task_id``, ``run_id``,
-``map_index``, ``try_number``) and a fingerprint of what it runs; ``GET /v3/sql/jobs`` lists jobs
-with their metadata, so a retried or restarted task finds the job it started before (any try, same
-fingerprint). Imports carry no metadata: their id is kept in Airflow's ``task_state_store`` (the
-store behind ``ResumableJobMixin``, Airflow 3.3+); on older Airflow (whose XComs do not outlive a
-try) the import is found again in CARTO's import list by connection, URL and destination.
+``map_index``, ``try_number``) and a fingerprint of what it runs. ``GET /v3/sql/jobs`` lists jobs with
+their metadata, so a retried or restarted task finds the job an earlier try of it started in the
+same run (same fingerprint, a lower try number, created since the run started).
+
+Imports carry no metadata: their id is kept in Airflow's ``task_state_store`` (the store behind
+``ResumableJobMixin``, Airflow 3.3+). Older Airflow clears a task's XComs at each try, so nothing
+outlives a try there: a *running* import is found again in CARTO's import list by connection, URL
+and destination (a finished one cannot be told apart from an earlier run's, so it is not reused).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from carto_provider.hooks.jobs import JobKind
 
 #: ``metadata["source"]`` of the jobs this provider starts.
 SOURCE = "airflow-provider-carto"
-#: How far before its run a task's earlier job may have been created (clock skew, long queues).
+#: How far before its run's date a task's earlier job may have been created (clock skew, queues).
 LISTING_MARGIN = dt.timedelta(days=1)
+#: How far before its run's start a task's earlier job may have been created (clock skew).
+START_MARGIN = dt.timedelta(minutes=5)
 
 
 def fingerprint(*parts: Any) -> str:
@@ -96,8 +101,19 @@ class TaskIdentity:
         return {**self.task_tags(job_fingerprint), "try_number": self.try_number}
 
     def listed_since(self) -> dt.datetime | None:
-        """The earliest creation time of a job of this run worth listing."""
+        """The earliest creation time of a job of this run execution worth listing: the run's start
+        (a cleared run restarts, and then runs its jobs anew), else its date."""
+        if self.run_started is not None:
+            return self.run_started - START_MARGIN
         return None if self.run_at is None else self.run_at - LISTING_MARGIN
+
+    def is_earlier_try(self, metadata: Any) -> bool:
+        """Whether a job's metadata names an earlier try of this task instance."""
+        earlier = (metadata or {}).get("try_number")
+        try:
+            return earlier is not None and int(earlier) < self.try_number
+        except (TypeError, ValueError):
+            return False
 
     def _key(self, kind: JobKind) -> str:
         return f"carto_{kind.label.replace(' ', '_')}_id"

@@ -95,8 +95,8 @@ class CartoImportOperator(CartoJobOperator):
             return hook.get_import(kept)
         if identity.store is not None or identity.run_started is None:
             return None  # Airflow 3.3+: no id kept means no import started
-        # Older Airflow keeps nothing across tries: find it in CARTO's list by what it imports,
-        # created since this run started.
+        # Older Airflow keeps nothing across tries (XComs are cleared): find a running import of
+        # the same file into the same table, created since this run started.
         since = identity.run_started - dt.timedelta(minutes=1)
         mine = [
             item
@@ -107,7 +107,8 @@ class CartoImportOperator(CartoJobOperator):
         ]
         mine.sort(key=lambda item: str(item.get("createdAt") or ""), reverse=True)
         job_id = (mine[0].get("jobId") or mine[0].get("id")) if mine else None
-        return hook.get_import(str(job_id)) if job_id else None
+        previous = hook.get_import(str(job_id)) if job_id else None
+        return previous if previous is not None and not previous.done else None
 
     def result(self, job: CartoJob) -> dict[str, Any]:
         body = job.summary()["body"]

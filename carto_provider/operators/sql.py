@@ -54,10 +54,8 @@ class CartoSQLJobOperator(CartoJobOperator):
         listed = hook.list_jobs(
             metadata=identity.task_tags(self._fingerprint()), created_since=identity.listed_since()
         )
-        if not listed:
-            return None
-        newest = listed[0]
-        job_id = newest.get("externalId") or newest.get("jobId")
+        earlier = [item for item in listed if identity.is_earlier_try(item.get("metadata"))]
+        job_id = (earlier[0].get("externalId") or earlier[0].get("jobId")) if earlier else None
         return hook.get_job(str(job_id), connection=self.connection) if job_id else None
 
     def _fingerprint(self) -> str:

@@ -1,10 +1,13 @@
 """Test DAGs for the CARTO operators and sensor, each in polling and deferrable mode (tests/dags).
 
 ``carto_ops_<mode>``: every operator on the happy path. ``carto_fail_<mode>``: a SQL job that fails.
-``carto_kill``: one long SQL job, killed by the test.
+``carto_kill``: one long SQL job, killed by the test. ``carto_timeout_<mode>``: a job outliving
+``execution_timeout``.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pendulum
 
@@ -107,3 +110,19 @@ with DAG("carto_kill", schedule=None, start_date=START) as carto_kill:
         sql="CREATE TABLE `carto-dw-ac-emulator.shared.never_created` AS SELECT 1 AS x",
         deferrable=False,
     )
+
+
+def timeout_dag(mode: str, deferrable: bool) -> DAG:
+    """One SQL job that outlives the task's execution_timeout."""
+    with DAG(f"carto_timeout_{mode}", schedule=None, start_date=START) as dag:
+        CartoSQLOperator(
+            task_id="slow_job",
+            sql="CREATE TABLE `carto-dw-ac-emulator.shared.too_late` AS SELECT 1 AS x",
+            deferrable=deferrable,
+            execution_timeout=dt.timedelta(seconds=3),
+        )
+    return dag
+
+
+for _mode, _deferrable in MODES.items():
+    globals()[f"carto_timeout_{_mode}"] = timeout_dag(_mode, _deferrable)
