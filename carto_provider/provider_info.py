@@ -142,6 +142,7 @@ def get_provider_info() -> dict[str, Any]:
                     "carto_provider.hooks.dbapi",
                     "carto_provider.hooks.sql",
                     "carto_provider.hooks.sql_async",
+                    "carto_provider.hooks.jobs",
                 ],
             }
         ],
@@ -155,11 +156,20 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
-        "sensors": [{"integration-name": "CARTO", "python-modules": ["carto_provider.sensors.sql"]}],
+        "sensors": [
+            {
+                "integration-name": "CARTO",
+                "python-modules": ["carto_provider.sensors.sql", "carto_provider.sensors.imports"],
+            }
+        ],
         "triggers": [
             {
                 "integration-name": "CARTO",
-                "python-modules": ["carto_provider.triggers.sql", "carto_provider.triggers.imports"],
+                "python-modules": [
+                    "carto_provider.triggers.base",
+                    "carto_provider.triggers.sql",
+                    "carto_provider.triggers.imports",
+                ],
             }
         ],
         "connection-types": [
