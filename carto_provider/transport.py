@@ -14,12 +14,11 @@ It owns what every call needs and nothing else, so the rules live in one place:
   :attr:`RetryPolicy.budget` of seconds.
 * **The single 401 refresh**: a call carrying a bearer token that answers 401 asks the token source
   for a new token once, naming the refused one (``rejected=``), and is sent once more.
-* **CARTO's errors**: a failed call raises :class:`~carto_provider.auth.errors.CartoAPIError` with
+* **CARTO's errors**: a failed call raises :class:`~carto_provider.errors.CartoAPIError` with
   CARTO's own ``error`` text, the HTTP status and what to check.
 * **Redirects are never followed** (a token or a client secret must not travel to another host).
 
-It is Airflow-free (and imports nothing of :mod:`carto_provider.auth` at import time, which builds on
-it) and opens one ``httpx.Client`` (or ``AsyncClient``) per transport: make one per
+It is Airflow-free (and imports nothing of :mod:`carto_provider.auth`, which builds on it) and opens one ``httpx.Client`` (or ``AsyncClient``) per transport: make one per
 hook or per trigger run, not one per request. httpx is imported on first use, not at import time.
 
 Form POST without a token (e.g. an OAuth token endpoint)::
@@ -48,11 +47,10 @@ from urllib.parse import urlsplit
 import tenacity
 
 from carto_provider import __version__
+from carto_provider.errors import CartoAPIError
 
 if TYPE_CHECKING:
     import httpx
-
-    from carto_provider.auth.errors import CartoAPIError
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +213,6 @@ def error_fields(response: Any) -> tuple[str | None, str | None]:
 
 def api_error(response: Any, *, api_base_url: str) -> CartoAPIError:
     """A CartoAPIError with CARTO's ``error`` text, the status and what to check (httpx or requests)."""
-    from carto_provider.auth.errors import CartoAPIError
 
     error, description = error_fields(response)
     reason = getattr(response, "reason_phrase", None) or getattr(response, "reason", None)
@@ -239,7 +236,6 @@ def api_error(response: Any, *, api_base_url: str) -> CartoAPIError:
 
 def response_json(response: Any) -> Any:
     """The JSON body of a response (``{}`` when empty), or a clear error."""
-    from carto_provider.auth.errors import CartoAPIError
 
     if not response.content:
         return {}
@@ -321,8 +317,7 @@ class _Base:
         """Turn "no answer at all" into a CartoAPIError (``status`` None) saying what it means."""
         import httpx
 
-        from carto_provider.auth.errors import CartoAPIError
-
+    
         try:
             yield
         except httpx.TransportError as exc:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from carto_provider.auth.errors import CartoError
+from carto_provider.errors import CartoError
 from carto_provider.hooks.sql_api import CARTO_DW, import_path, job_path
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from carto_provider.auth.errors import CartoError
+from carto_provider.errors import CartoError
 
 #: The CARTO connection name of the CARTO Data Warehouse.
 CARTO_DW = "carto_dw"

@@ -75,7 +75,7 @@ class CartoSQLAsyncHook(CartoAuthHook):
     async def arequest(self, method: str, path: str, **kwargs: Any) -> Any:
         """An idempotent CARTO API call; returns the JSON body (``{}`` when empty).
 
-        Raises :class:`~carto_provider.auth.errors.CartoAPIError` with CARTO's error.
+        Raises :class:`~carto_provider.errors.CartoAPIError` with CARTO's error.
         """
         return await (await self.atransport()).arequest_json(method, path, **kwargs)
 

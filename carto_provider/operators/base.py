@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from carto_provider.auth.errors import CartoError
+from carto_provider.errors import CartoError
 from carto_provider.hooks.jobs import RUNNING, SUCCESS, CartoJob, JobKind, job_from_event
 from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.operators.identity import TaskIdentity

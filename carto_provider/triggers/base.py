@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from carto_provider.auth.errors import CartoError
+from carto_provider.errors import CartoError
 from carto_provider.hooks.jobs import ERROR, SQL_JOB, TIMEOUT, CartoJob, JobEvent, JobWatch, kind_of
 from carto_provider.hooks.sql_async import CartoSQLAsyncHook
 
