@@ -18,8 +18,9 @@ It owns what every call needs and nothing else, so the rules live in one place:
   CARTO's own ``error`` text, the HTTP status and what to check.
 * **Redirects are never followed** (a token or a client secret must not travel to another host).
 
-It is Airflow-free (and imports nothing of :mod:`carto_provider.auth`, which builds on it) and opens one ``httpx.Client`` (or ``AsyncClient``) per transport: make one per
-hook or per trigger run, not one per request. httpx is imported on first use, not at import time.
+It is Airflow-free (and imports nothing of :mod:`carto_provider.auth`, which builds on it) and
+opens one ``httpx.Client`` (or ``AsyncClient``) per transport: make one per hook or per trigger
+run, not one per request. httpx is imported on first use, not at import time.
 
 Form POST without a token (e.g. an OAuth token endpoint)::
 
@@ -317,7 +318,6 @@ class _Base:
         """Turn "no answer at all" into a CartoAPIError (``status`` None) saying what it means."""
         import httpx
 
-    
         try:
             yield
         except httpx.TransportError as exc:
