@@ -165,13 +165,17 @@ class CartoEmulator:
         return data
 
     def airflow_connection(self, **extra: Any) -> dict[str, Any]:
-        """An Airflow connection (JSON form) for the default client; ``extra`` adds connection extras."""
+        """An Airflow connection (JSON form) for the default client; ``extra`` adds connection extras.
+
+        The extras point everything at the emulator: the auth server and the Data Warehouse's BigQuery
+        endpoint (without it, ``get_carto_dw_client()`` would go to Google).
+        """
         return {
             "conn_type": "carto",
             "host": self.url,
             "login": self.client_id,
             "password": self.client_secret,
-            "extra": {"auth_url": self.url, **extra},
+            "extra": {"auth_url": self.url, "bigquery_api_endpoint": self.url, **extra},
         }
 
     def airflow_connection_json(self, **extra: Any) -> str:
