@@ -121,6 +121,7 @@ class Connection:
     :param statement_mode: ``auto`` (rows from ``/query``, other statements as jobs), ``query`` or ``job``.
     :param poll_interval: the longest wait between two status checks of a job, in seconds.
     :param job_timeout: seconds a job may take before it is cancelled and the statement fails.
+    :param job_ids: a list that collects the id of every SQL job its cursors run (lineage).
     """
 
     autocommit = True  # every CARTO statement commits on its own
@@ -133,6 +134,7 @@ class Connection:
         statement_mode: str = "auto",
         poll_interval: float = 10.0,
         job_timeout: float | None = None,
+        job_ids: list[str] | None = None,
     ) -> None:
         if statement_mode not in STATEMENT_MODES:
             raise InterfaceError(f"statement_mode must be one of {STATEMENT_MODES}, not {statement_mode!r}.")
@@ -141,6 +143,7 @@ class Connection:
         self.statement_mode = statement_mode
         self.poll_interval = poll_interval
         self.job_timeout = job_timeout
+        self.job_ids = [] if job_ids is None else job_ids
         self.closed = False
 
     def __repr__(self) -> str:
@@ -211,6 +214,7 @@ class Cursor:
             job = conn.runner.submit_job(operation, connection=conn.carto_connection, query_parameters=params)
             self.job_id = job.job_id
             self.job_ids.append(job.job_id)
+            conn.job_ids.append(job.job_id)
             if not job.done:
                 job = conn.runner.wait_for_job(
                     job.job_id,

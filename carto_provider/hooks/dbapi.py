@@ -25,9 +25,12 @@ from airflow.providers.common.sql.hooks.sql import DbApiHook
 from carto_provider.dbapi import Connection, json_value
 from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.hooks.sql_api import CARTO_DW
+from carto_provider.lineage import dialect_of, with_job_id
 
 if TYPE_CHECKING:
     import pandas as pd
+    from airflow.providers.openlineage.extractors import OperatorLineage
+    from airflow.providers.openlineage.sqlparser import DatabaseInfo
 
 #: The SQL dialect of a CARTO connection's warehouse, by CARTO's ``provider`` name.
 DIALECT_OF_PROVIDER = {
@@ -118,6 +121,8 @@ class CartoDbApiHook(CartoSQLHook, DbApiHook):  # type: ignore[misc]  # CARTO's 
         self.statement_mode = statement_mode
         self.job_timeout = job_timeout
         self.poll_interval = poll_interval
+        #: The CARTO SQL jobs this hook's statements ran as (for lineage), oldest first.
+        self.job_ids: list[str] = []
 
     # Airflow 2.x reads the connection form only from methods defined on the registered class itself.
     @classmethod
@@ -149,6 +154,7 @@ class CartoDbApiHook(CartoSQLHook, DbApiHook):  # type: ignore[misc]  # CARTO's 
             statement_mode=self.statement_mode,
             poll_interval=poll_interval,
             job_timeout=self.job_timeout,
+            job_ids=self.job_ids,
         )
 
     # ------------------------------------------------------------------ dialect
@@ -207,7 +213,36 @@ class CartoDbApiHook(CartoSQLHook, DbApiHook):  # type: ignore[misc]  # CARTO's 
             rows = cursor.fetchall() if cursor.description is not None else []
         return pd.DataFrame.from_records(rows, columns=columns, **kwargs)
 
+    def get_sqlalchemy_engine(self, engine_kwargs: Any = None) -> Any:
+        """None: there is no SQLAlchemy dialect for CARTO's SQL API (OpenLineage's parser copes)."""
+        return None
+
     def get_uri(self) -> str:
         """``carto://<API host>/<CARTO connection>`` (no credentials): what common.sql logs and hashes."""
         host = (self.connection.host or "").split("://")[-1].strip("/")
         return f"carto://{host}/{self.carto_connection}"
+
+    # ------------------------------------------------------------------ OpenLineage (carto_provider.lineage)
+
+    def get_openlineage_database_info(self, connection: Any) -> DatabaseInfo:
+        """Namespace ``bigquery`` and the Data Warehouse's project for the CARTO DW (naming spec)."""
+        from carto_provider.lineage import database_info
+
+        project = self.get_carto_dw_credentials()[0] if self.carto_connection == CARTO_DW else None
+        return database_info(self.carto_connection, project=project, api_base_url=self.settings.api_base_url)
+
+    def get_openlineage_database_dialect(self, connection: Any) -> str:
+        """The OpenLineage SQL parser's dialect (BigQuery for the CARTO DW)."""
+        return dialect_of(self.carto_connection)
+
+    def get_openlineage_default_schema(self) -> str | None:
+        """None: BigQuery has no default dataset."""
+        return None
+
+    def get_openlineage_database_specific_lineage(self, task_instance: Any) -> OperatorLineage | None:
+        """CARTO's id of the last SQL job this hook ran, as the externalQuery run facet."""
+        if not self.job_ids:
+            return None
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        return with_job_id(OperatorLineage(), self.job_ids[-1])

@@ -24,6 +24,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from carto_provider.errors import CartoError
 from carto_provider.hooks.jobs import RUNNING, SUCCESS, CartoJob, JobKind, job_from_event
 from carto_provider.hooks.sql import CartoSQLHook
+from carto_provider.lineage import CartoLineageMixin
 from carto_provider.operators.identity import TaskIdentity
 from carto_provider.triggers.base import CartoJobTrigger
 
@@ -64,7 +65,7 @@ def seconds(value: dt.timedelta | float | None) -> float | None:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
-class CartoJobOperator(BaseOperator):
+class CartoJobOperator(CartoLineageMixin, BaseOperator):
     """Base of the operators that start a CARTO job and wait for it.
 
     :param carto_conn_id: the Airflow connection (type ``carto``).
@@ -158,7 +159,9 @@ class CartoJobOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired: fail with CARTO's error, or return the result."""
-        return self.result(job_from_event(event))
+        job = job_from_event(event)
+        self.carto_job_id = job.job_id  # for lineage (carto_provider.lineage)
+        return self.result(job)
 
     def on_kill(self) -> None:
         """Cancel the CARTO job this task is waiting for (polling mode; the trigger does it when deferred)."""
@@ -179,6 +182,7 @@ class CartoJobOperator(BaseOperator):
             if identity is not None:
                 identity.remember(self.kind, job.job_id)
         self._running, self._cancel_sent = job, False
+        self.carto_job_id = job.job_id  # for lineage (carto_provider.lineage)
         return job
 
     def _reattachable(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob | None:

@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 from carto_provider.hooks.jobs import SQL_JOB, CartoJob
 from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.hooks.sql_api import CARTO_DW, QueryParameters
+from carto_provider.lineage import CartoLineageMixin
 from carto_provider.operators.base import CartoJobOperator
 from carto_provider.operators.identity import TaskIdentity, fingerprint
 
@@ -100,7 +101,7 @@ class CartoSQLOperator(CartoSQLJobOperator):
         return self.sql, self.query_parameters
 
 
-class CartoQueryOperator(BaseOperator):
+class CartoQueryOperator(CartoLineageMixin, BaseOperator):
     """Run a short query (``POST /v3/sql/{connection}/query``) and return its rows (to XCom).
 
     For small results only: CARTO stops synchronous queries after one minute and returns at most
