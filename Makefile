@@ -53,7 +53,7 @@ VENV2 ?= .venv-airflow2
 AIRFLOW2_STAMP := $(VENV2)/.installed-airflow2
 AIRFLOW2_TESTS ?= tests/auth tests/hooks tests/connection tests/operators tests/triggers \
 	tests/emulator/test_oauth.py tests/integration/test_oauth_cli.py tests/integration/test_example_daily_etl.py \
-	tests/integration/test_common_sql.py \
+	tests/integration/test_common_sql.py tests/integration/test_assets.py \
 	--deselect tests/auth/test_dw_client.py
 
 $(AIRFLOW2_STAMP): pyproject.toml Makefile $(STAMP)

@@ -6,7 +6,8 @@ module imports nothing of it (operators mix in :class:`CartoLineageMixin` at DAG
 Naming follows the OpenLineage naming spec (https://openlineage.io/docs/spec/naming): tables of the
 CARTO Data Warehouse, a BigQuery project, are namespace ``bigquery`` and name
 ``{project}.{dataset}.{table}``. CARTO does not say which warehouse other CARTO connections are on
-without another API call, so their tables get the namespace ``carto://{API host}/{connection}``.
+without another API call, so their tables get the namespace ``carto://{connection}`` (as the
+``carto`` asset URIs of :mod:`carto_provider.assets`).
 An imported file is namespace ``{scheme}://{host}`` and name its path (query string dropped: signed
 URLs carry credentials).
 """
@@ -32,11 +33,11 @@ JOB_ID_SOURCE = "carto"
 
 
 def namespace_of(connection: str, api_base_url: str | None = None) -> str:
-    """The OpenLineage namespace of a CARTO connection's tables."""
+    """The OpenLineage namespace of a CARTO connection's tables (``api_base_url`` is not used: the
+    ``carto`` asset URIs, converted by :mod:`carto_provider.assets`, do not carry it)."""
     if connection == CARTO_DW:
         return BIGQUERY_NAMESPACE
-    host = urlsplit(api_base_url or "").netloc or "unknown"
-    return f"carto://{host}/{connection}"
+    return f"carto://{connection}"
 
 
 def database_info(connection: str, *, project: str | None, api_base_url: str | None = None) -> DatabaseInfo:

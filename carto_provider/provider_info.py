@@ -119,6 +119,15 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The ``carto://{connection}/{table}`` asset URI scheme (carto_provider.assets).
+ASSET_URIS: dict[str, Any] = {
+    "schemes": ["carto"],
+    "handler": "carto_provider.assets.sanitize_uri",
+    "to_openlineage_converter": "carto_provider.assets.convert_asset_to_openlineage",
+    "factory": "carto_provider.assets.create_asset",
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     """The dict Airflow validates against its provider schema."""
     return {
@@ -182,5 +191,7 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": CONNECTION_EXTRA_FIELDS,
             }
         ],
+        "asset-uris": [ASSET_URIS],
+        "dataset-uris": [ASSET_URIS],  # Airflow 2.x
         "config": {"carto": {"description": "The CARTO provider.", "options": CONFIG_OPTIONS}},
     }

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import mask_secret
 
+from carto_provider.assets import default_outlets
 from carto_provider.hooks.jobs import IMPORT, CartoJob
 from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.hooks.sql_api import CARTO_DW
@@ -44,6 +45,8 @@ class CartoImportOperator(CartoJobOperator):
     :param autoguessing: let CARTO guess column types (``False`` keeps text columns, or uses ``schema``).
     :param schema: the columns to create, ``[{"name": ..., "type": ...}]`` as CARTO's import preview
         shows them; CARTO honours it only with ``autoguessing=False``, so it requires that. Templated.
+    :param outlets: default: the destination as the asset ``carto://{connection}/{destination}``
+        (:mod:`carto_provider.assets`), unless ``destination`` or ``connection`` is templated.
     Other arguments: see :class:`~carto_provider.operators.base.CartoJobOperator`.
     """
 
@@ -61,6 +64,7 @@ class CartoImportOperator(CartoJobOperator):
         schema: Sequence[Mapping[str, str]] | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("outlets", default_outlets(destination, connection))  # carto_provider.assets
         super().__init__(**kwargs)
         if schema is not None and autoguessing:
             raise ValueError(

@@ -122,7 +122,5 @@ def test_import_lineage_drops_the_signed_query_string_and_other_connections_get_
     assert [(d.namespace, d.name) for d in lineage.inputs] == [
         ("https://storage.example.com", "/bucket/stores.csv")
     ]
-    assert [(d.namespace, d.name) for d in lineage.outputs] == [
-        ("carto://gcp-us-east1.api.carto.com/my_snowflake", "db.schema.stores")
-    ]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("carto://my_snowflake", "db.schema.stores")]
     assert "externalQuery" not in lineage.run_facets
