@@ -52,7 +52,15 @@ class CartoSQLAsyncHook(CartoAuthHook):
 
             conn = await sync_to_async(self.get_connection)(self.carto_conn_id)
             return conn, await sync_to_async(lambda: conn.extra_dejson)()
-        conn = await get_async_connection(self.carto_conn_id, hook=self)
+        from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
+        try:
+            conn = await get_async_connection(self.carto_conn_id, hook=self)
+        except AirflowNotFoundException:
+            # `airflow dags test` (Airflow 3.3.2) runs triggers in-process without an async connection
+            # lookup, so a connection stored in the database is "not defined" there: read it the
+            # synchronous way, in a worker thread (eco, issue 13).
+            conn = await asyncio.to_thread(self.get_connection, self.carto_conn_id)
         return conn, await get_async_extra_dejson(conn)
 
     async def atransport(self) -> AsyncTransport:
