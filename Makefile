@@ -70,12 +70,12 @@ test-airflow2: $(AIRFLOW2_STAMP) system-deps
 # real. Everything is stopped and removed at the end. About 5 min on 2 cores.
 test-cluster: install
 	$(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES="redis-server docker-compose postgresql"
-	$(BIN)/python -m pytest -m cluster tests/cluster -p no:cacheprovider
+	$(BIN)/python -m pytest -m cluster tests/cluster -p no:cacheprovider --durations=0
 
 # The same scenarios, writing their figures into benchmarks/RESULTS.md (section "Cluster").
 bench-cluster: install
 	$(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES="redis-server docker-compose postgresql"
-	CARTO_CLUSTER_RESULTS=benchmarks/RESULTS.md $(BIN)/python -m pytest -m cluster tests/cluster -p no:cacheprovider
+	CARTO_CLUSTER_RESULTS=benchmarks/RESULTS.md $(BIN)/python -m pytest -m cluster tests/cluster -p no:cacheprovider --durations=0
 
 test: lint types pytest test-airflow2 test-ui test-cluster
 

@@ -55,7 +55,8 @@ def markdown(figures: dict[str, Any]) -> str:
         f"({ratio} the deferrable run) |",
         "",
         f"<sub>{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC · {platform.machine()}, "
-        f"{os.cpu_count()} cores · Python {platform.python_version()}</sub>",
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[1]:.1f} over the last 5 min at the end "
+        f"(a shared machine is slower) · Python {platform.python_version()}</sub>",
     ]
     return "\n".join(lines)
 
