@@ -15,12 +15,6 @@ from tests.cluster.services import wait_for
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="needs reattach (a retried task finds its CARTO job instead of starting another): "
-    "being built by the jobs engineer; until then the retry starts a second job",
-)
 def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(cluster, figures):
     api, dag_id = cluster.api, "cluster_polling_job"
     api.unpause(dag_id)
