@@ -192,7 +192,7 @@ class CartoJob:
             "kind": self.kind,
             **self.ids(),
             "error": self.error,
-            "body": {k: v for k, v in self.body.items() if k not in ("url", "query")},
+            "body": {k: v for k, v in self.body.items() if k not in ("url", "query", "queryParameters")},
         }
 
     @classmethod

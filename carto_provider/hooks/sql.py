@@ -143,6 +143,13 @@ class CartoSQLHook(CartoAuthHook):
             )
         return result
 
+    def list_connections(self) -> list[dict[str, Any]]:
+        """The CARTO connections visible to these credentials (``GET /v3/connections``), each with
+        its ``name`` and ``provider``."""
+        body = self._call("GET", "/v3/connections")
+        items = body.get("data", []) if isinstance(body, dict) else body
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
     # ------------------------------------------------------------------ any kind of job
 
     def get(self, kind: str | JobKind, job_id: str, *, connection: str | None = None) -> CartoJob:

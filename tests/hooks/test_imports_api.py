@@ -141,3 +141,57 @@ def test_a_429_that_lasts_fails_with_carto_error(fast_carto):
         hook.create_import(url, f"{PROJECT}.shared.second")
     assert info.value.status == 429
     assert fast_carto.events("import_throttled") == 3
+
+
+def test_a_429_without_retry_after_backs_off_from_30_seconds_capped():
+    """CARTO's guidance for a 6th import: back off about 30 s. Checked on the wait itself (no clock)."""
+    import httpx
+    import tenacity
+
+    from carto_provider.hooks.sql import IMPORT_RETRY
+    from carto_provider.transport import RetryableStatus, RetryAfterWait
+
+    refused = httpx.Response(429, request=httpx.Request("POST", "http://carto/v3/imports"))
+    wait = RetryAfterWait(IMPORT_RETRY)
+    waits = []
+    for attempt in range(1, 12):
+        state = tenacity.RetryCallState(None, None, (), {})
+        state.attempt_number = attempt
+        state.set_exception((RetryableStatus, RetryableStatus(refused), None))
+        waits.append(wait(state))
+    assert 30 <= waits[0] <= 60 and waits == sorted(waits)
+    assert max(waits) == IMPORT_RETRY.max_wait == 300 and IMPORT_RETRY.budget == 30 * 60
+
+
+def test_a_sixth_import_without_retry_after_gets_in_once_one_ends(fast_carto):
+    settings = imports_api(fast_carto.state).settings
+    settings.duration, settings.retry_after = 0.5, None
+    hook = CartoSQLHook(import_retry=RetryPolicy(attempts=100, initial_wait=0.1, max_wait=0.2, budget=60))
+    url = f"{fast_carto.url}/emulator/files/stores.geojson"
+    jobs = [hook.create_import(url, f"{PROJECT}.shared.s_{n}") for n in range(6)]
+    assert fast_carto.events("import_throttled") >= 1
+    assert len({job.job_id for job in jobs}) == 6
+
+
+def test_the_import_budget_bounds_a_429_that_lasts(fast_carto):
+    settings = imports_api(fast_carto.state).settings
+    settings.duration, settings.max_concurrent, settings.retry_after = 30, 1, None
+    hook = CartoSQLHook(import_retry=RetryPolicy(attempts=1000, initial_wait=0.05, max_wait=0.05, budget=0.5))
+    url = f"{fast_carto.url}/emulator/files/stores.geojson"
+    hook.create_import(url, f"{PROJECT}.shared.first")
+    with pytest.raises(CartoAPIError, match="at most 1 may run at once") as info:
+        hook.create_import(url, f"{PROJECT}.shared.second")
+    assert info.value.status == 429
+    assert 1 < fast_carto.events("import_throttled") < 100
+
+
+def test_an_explicit_schema_needs_autoguessing_off_and_types_the_columns(hook, fast_carto):
+    serve_file(fast_carto.state, "zips.csv", "zip,n\n01234,5\n")
+    schema = [{"name": "zip", "type": "STRING"}, {"name": "n", "type": "INT64"}]
+    with pytest.raises(ValueError, match="autoguessing=False"):
+        hook.create_import(
+            f"{fast_carto.url}/emulator/files/zips.csv", f"{PROJECT}.shared.zips", schema=schema
+        )
+    done = run_import(hook, fast_carto, "/emulator/files/zips.csv", "zips", autoguessing=False, schema=schema)
+    assert done.body["schema"] == schema
+    assert rows(fast_carto, f"SELECT * FROM `{PROJECT}.shared.zips`") == [{"zip": "01234", "n": 5}]

@@ -42,3 +42,44 @@ def test_deferred_sensor_times_out_without_cancelling_the_job(fast_carto):
         watcher.execute_complete({}, event.payload)
     assert fast_carto.calls("DELETE /v3/sql/carto_dw/job/*") == 0
     assert sql_api(fast_carto.state).jobs[job.job_id].state == "running"
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_submit_without_waiting_then_a_sensor_waits(fast_carto, deferrable):
+    from carto_provider.operators.sql import CartoSQLOperator
+
+    sql_api(fast_carto.state).settings.job_duration = 1.0
+    ids = CartoSQLOperator(task_id="start", sql="SELECT 1", wait_for_completion=False).execute({})
+    assert ids["status"] == "" and sql_api(fast_carto.state).jobs[ids["job_id"]].active  # returned at once
+    watcher = sensor(ids["job_id"], deferrable=deferrable)
+    if not deferrable:
+        assert watcher.execute({})["job_id"] == ids["job_id"]
+        return
+    with pytest.raises(TaskDeferred) as deferred:
+        watcher.execute({})
+    event = asyncio.run(anext(deferred.value.trigger.run()))
+    assert watcher.execute_complete({}, event.payload)["job_id"] == ids["job_id"]
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_an_import_submitted_without_waiting_is_awaited_by_its_sensor(fast_carto, deferrable):
+    from carto_provider.operators.imports import CartoImportOperator
+    from carto_provider.sensors.imports import CartoImportSensor
+
+    started = CartoImportOperator(
+        task_id="load",
+        url=f"{fast_carto.url}/emulator/files/stores.geojson",
+        destination="carto-dw-ac-emulator.shared.stores",
+        wait_for_completion=False,
+    ).execute({})
+    watcher = CartoImportSensor(
+        task_id="w", job_id=started["job_id"], poke_interval=0.1, deferrable=deferrable
+    )
+    if deferrable:
+        with pytest.raises(TaskDeferred) as deferred:
+            watcher.execute({})
+        event = asyncio.run(anext(deferred.value.trigger.run()))
+        result = watcher.execute_complete({}, event.payload)
+    else:
+        result = watcher.execute({})
+    assert result["rows_imported"] == 5 and result["job_id"] == started["job_id"]

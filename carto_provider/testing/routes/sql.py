@@ -251,10 +251,31 @@ def _run_statement(state: EmulatorState, statement: str, params: Any, depth: int
     return get_warehouse(state).execute(statement, params)
 
 
+_PARAMETERS_VIEW = re.compile(r"FROM\s+`(?P<dataset>[^`]+)\.INFORMATION_SCHEMA\.PARAMETERS`", re.IGNORECASE)
+
+
+def _procedure_parameters(state: EmulatorState, dataset: str, params: Any) -> QueryResult:
+    """``INFORMATION_SCHEMA.PARAMETERS`` of the kept procedures, for the one query a client asks it
+    (``... WHERE specific_name = @name ORDER BY ordinal_position``): BigQuery binds a CALL's
+    arguments by position, so a client reads their order there."""
+    name = params.get("name") if isinstance(params, dict) else None
+    api = sql_api(state)
+    with api.lock:
+        procedure = api.procedures.get(f"{dataset}.{name}")
+    arguments = procedure.arguments if procedure is not None else ()
+    return QueryResult(
+        rows=[{"parameter_name": argument} for argument in arguments],
+        schema=[{"name": "parameter_name", "type": "STRING"}],
+    )
+
+
 def run_script(
     state: EmulatorState, sql: str, params: Mapping[str, Any] | Sequence[Any] | None
 ) -> QueryResult:
     """Run BigQuery SQL (a statement or a script, with procedures); return the last result."""
+    view = _PARAMETERS_VIEW.search(sql)
+    if view:
+        return _procedure_parameters(state, view["dataset"], params)
     if not _PROCEDURE_WORDS.search(sql):
         return get_warehouse(state).execute(sql, params)
     result = QueryResult()
@@ -408,6 +429,7 @@ async def create_job(request: Request, connection: str) -> dict[str, Any]:
         "userId": issued.subject,
         "metadata": metadata,
         "query": sql,
+        "queryParameters": params,
     }
     job = BackgroundJob(new_job_id("job"), api.settings.job_duration, fields)
     api.jobs.add(job)
