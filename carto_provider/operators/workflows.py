@@ -82,17 +82,17 @@ class CartoRunWorkflowOperator(CartoSQLJobOperator):
         return super().find_previous(hook, identity)
 
     def job_sql(self) -> tuple[str, QueryParameters | None]:
-        if self._job_sql is None:
-            self._job_sql = self._build(self.get_hook())
-        return self._job_sql
+        """The CALL and its parameters: as submitted, or (before, e.g. for lineage) as built without
+        asking CARTO anything (BigQuery placeholders then in the order given)."""
+        return self._job_sql if self._job_sql is not None else self._build(None)
 
-    def _build(self, hook: CartoSQLHook) -> tuple[str, QueryParameters | None]:
+    def _build(self, hook: CartoSQLHook | None) -> tuple[str, QueryParameters | None]:
         if self.call is not None:
             return bind_call(self.call, self.parameters)
         assert self.procedure is not None
-        provider = self._provider(hook)
+        provider = self._provider(hook) if hook is not None else (self.provider or "bigquery").lower()
         order = None
-        if provider in BIGQUERY_LIKE and self.parameters:
+        if provider in BIGQUERY_LIKE and self.parameters and hook is not None:
             sql, lookup = parameters_query(self.procedure)
             rows = hook.run_query(sql, connection=self.connection, query_parameters=lookup).rows
             order = [str(row["parameter_name"]) for row in rows]
