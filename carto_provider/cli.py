@@ -149,7 +149,7 @@ def _add_login_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "--client-id", help="OAuth client (default: $CARTO_OAUTH_CLIENT_ID or CARTO's public one)"
     )
     common.add_argument(
-        "--token-cache-dir", help="where the login is cached (default ~/.carto-auth, as the connection extra)"
+        "--token-cache-dir", help="where the login is cached (default ~/.carto-provider, like the extra)"
     )
     login = sub.add_parser("login", parents=[common], help="log in to CARTO as yourself, for local DAG runs")
     login.add_argument("--api-base-url", help="your CARTO API base URL (default: found from your account)")

@@ -39,7 +39,7 @@ CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "token_cache_dir": {
         "label": "Token cache directory",
         "description": "Private directory on each worker where tasks share their CARTO token "
-        "(default ~/.carto-auth).",
+        "(default ~/.carto-provider).",
         "schema": {"type": ["string", "null"]},
     },
     "token_cache": {
@@ -79,7 +79,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "password": "M2M client secret",
         "auth_url": DEFAULT_AUTH_URL,
         "credentials_file": "/opt/airflow/secrets/carto_credentials.json",
-        "token_cache_dir": "~/.carto-auth",
+        "token_cache_dir": "~/.carto-provider",
         "token_cache_redis_url": "redis://redis:6379/1",
         "org": "org_1234",
         "carto_connection": "carto_dw",

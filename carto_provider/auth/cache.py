@@ -15,8 +15,10 @@ Design (see ``shared/reference/token-peers.md``, "What a best-in-class hook shou
   keep the current token if another process is busy or the refresh fails, at most once per 30 s)
   and *mandatory* (from min(5 min, lifetime/4) before expiry: refresh or raise). Short-lived tokens
   therefore cannot cause a refresh storm.
-* A corrupt or foreign file is a miss: it is renamed ``*.corrupt-<time>`` (nothing is lost) with one
-  WARNING. A directory that cannot be written turns the cache into an in-memory one, with one WARNING.
+* A file this package did not write (``carto-auth``'s format, invalid JSON) is never overwritten,
+  renamed or deleted: the cache keeps tokens in memory, with one WARNING. So does a FIFO, directory or
+  device at the cache or lock path (never opened in a way that blocks), and a directory that cannot
+  be written. One malformed entry is a miss for its key only.
 """
 
 from __future__ import annotations
@@ -45,9 +47,12 @@ log = logging.getLogger(__name__)
 
 CACHE_FORMAT = "carto-provider-token-cache"
 CACHE_VERSION = 1
-DEFAULT_CACHE_DIR = "~/.carto-auth"
+#: Not carto-auth's ``~/.carto-auth``: the two libraries never touch each other's files.
+DEFAULT_CACHE_DIR = "~/.carto-provider"
 #: Longer than the worst token fetch (timeouts plus retries), short enough not to hang a task.
 DEFAULT_LOCK_TIMEOUT = 60.0
+#: A cache file is a few KiB; a larger one is not ours.
+MAX_CACHE_FILE_BYTES = 1024 * 1024
 #: Entries that expired longer ago than this are dropped when the file is next written.
 EXPIRED_ENTRY_GRACE = 3600.0
 NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs"})
@@ -82,11 +87,6 @@ def _warn_once(key: tuple[str, ...], message: str, *args: Any) -> None:
     log.warning(message, *args)
 
 
-def _thread_lock(slot: tuple[str, str]) -> threading.Lock:
-    with _STATE_LOCK:
-        return _THREAD_LOCKS.setdefault(slot, threading.Lock())
-
-
 @dataclass(frozen=True)
 class CacheKey:
     """Identifies one token: every field that changes what the auth server would return.
@@ -117,7 +117,7 @@ def secret_digest(secret: str) -> str:
 @dataclass
 class _FileRead:
     entries: dict[str, Any]
-    damaged: str | None = None  # why the file cannot be trusted ("corrupt", "foreign"), if so
+    ours: bool = True  # False: a file this package did not write (carto-auth's...): never replaced
 
 
 class TokenCache:
@@ -138,9 +138,14 @@ class TokenCache:
         self.lock_timeout = lock_timeout
         self.token_class = token_class
         self.path: Path | None = Path(path).expanduser().absolute() if path is not None else None
-        self._namespace = str(self.path) if self.path is not None else f"memory:{id(self)}"
+        self._namespace = str(self.path) if self.path is not None else "memory"
         self._disk = self.path is not None
         self._dir_checked = False
+        # A file cache shares the process-wide in-memory layer with every cache on the same file; a
+        # memory-only cache (use_cache=False) keeps its own, which goes away with it.
+        self._memory = _MEMORY if self.path is not None else {}
+        self._last_attempt = _LAST_ATTEMPT if self.path is not None else {}
+        self._thread_locks = _THREAD_LOCKS if self.path is not None else {}
 
     def __repr__(self) -> str:
         return f"TokenCache(path={str(self.path) if self.path else None!r}, on_disk={self._disk})"
@@ -168,47 +173,53 @@ class TokenCache:
         """
         slot = (self._namespace, key.id)
         now = time.time()
-        token = _MEMORY.get(slot)
+        token = self._memory.get(slot)
         if token is not None and token.value != rejected and token.fresh(now, min_ttl):
             log.debug("CARTO token cache hit in memory (%s, fp=%s)", key.label, token.fingerprint)
             return token
         token = self._best(token, self._read_token(key), rejected, now)
         if token is not None and token.fresh(now, min_ttl):
-            _MEMORY[slot] = token
+            self._memory[slot] = token
             log.debug("CARTO token cache hit on disk (%s, fp=%s)", key.label, token.fingerprint)
             return token
         if token is not None and token.usable(now, min_ttl):
-            _MEMORY[slot] = token
+            self._memory[slot] = token
             return self._refresh_ahead(key, fetch, token, min_ttl)
         return self._refresh_now(key, fetch, min_ttl, rejected)
 
     def clear(self, key: CacheKey) -> bool:
         """Delete ``key``'s entry (``logout``); return True when there was one."""
         slot = (self._namespace, key.id)
-        had = _MEMORY.pop(slot, None) is not None
+        had = self._memory.pop(slot, None) is not None
         if not self._ready_for_disk():
             return had
         with self._file_lock(blocking=True) as locked:
             if locked is None:
                 return had
             read = self._read_file()
-            if key.id in read.entries:
+            if read.ours and key.id in read.entries:
                 entries = dict(read.entries)
                 del entries[key.id]
-                self._write_file(entries, read)
+                self._write_file(entries)
                 return True
         return had
 
     def peek(self, key: CacheKey) -> AccessToken | None:
         """The cached token for ``key``, if any, without fetching or validating it."""
-        return self._best(_MEMORY.get((self._namespace, key.id)), self._read_token(key), None, time.time())
+        return self._best(
+            self._memory.get((self._namespace, key.id)), self._read_token(key), None, time.time()
+        )
 
     def store(self, key: CacheKey, token: AccessToken) -> None:
         """Save a token obtained elsewhere (e.g. by an interactive login) under ``key``."""
         slot = (self._namespace, key.id)
-        with _thread_lock(slot), self._file_lock(blocking=True):
+        with self._thread_lock(slot), self._file_lock(blocking=True):
             self._save(key, token)
-            _MEMORY[slot] = token
+            self._memory[slot] = token
+
+    def _thread_lock(self, slot: tuple[str, str]) -> threading.Lock:
+        with _STATE_LOCK:
+            return self._thread_locks.setdefault(slot, threading.Lock())
 
     # ------------------------------------------------------------------ refresh paths
 
@@ -224,18 +235,18 @@ class TokenCache:
     ) -> AccessToken:
         """Mandatory refresh: block for the locks, re-check, fetch if still needed."""
         slot = (self._namespace, key.id)
-        with _thread_lock(slot):
-            token = _MEMORY.get(slot)
+        with self._thread_lock(slot):
+            token = self._memory.get(slot)
             if token is not None and token.value != rejected and token.usable(time.time(), min_ttl):
                 return token
             with self._file_lock(blocking=True):
                 token = self._read_token(key)
                 if token is not None and token.value != rejected and token.usable(time.time(), min_ttl):
-                    _MEMORY[slot] = token
+                    self._memory[slot] = token
                     return token
                 token = self._fetch(key, fetch, reason="expired" if rejected is None else "rejected")
                 self._save(key, token)
-                _MEMORY[slot] = token
+                self._memory[slot] = token
                 return token
 
     def _refresh_ahead(
@@ -243,7 +254,7 @@ class TokenCache:
     ) -> AccessToken:
         """Advisory refresh: never wait, keep ``current`` if anyone else is busy or the fetch fails."""
         slot = (self._namespace, key.id)
-        thread_lock = _thread_lock(slot)
+        thread_lock = self._thread_lock(slot)
         if not thread_lock.acquire(blocking=False):
             return current
         try:
@@ -253,12 +264,12 @@ class TokenCache:
                 now = time.time()
                 disk, disk_last_attempt = self._read_entry(key)
                 if disk is not None and disk.fresh(now, min_ttl):
-                    _MEMORY[slot] = disk
+                    self._memory[slot] = disk
                     return disk
-                last = max(_LAST_ATTEMPT.get(slot, 0.0), disk_last_attempt)
+                last = max(self._last_attempt.get(slot, 0.0), disk_last_attempt)
                 if now - last < MIN_ADVISORY_INTERVAL:
                     return current
-                _LAST_ATTEMPT[slot] = now
+                self._last_attempt[slot] = now
                 try:
                     token = self._fetch(key, fetch, reason="expiring")
                 except Exception as exc:  # keep serving the still-valid token
@@ -273,7 +284,7 @@ class TokenCache:
                     self._save(key, current, last_attempt=now)
                     return current
                 self._save(key, token)
-                _MEMORY[slot] = token
+                self._memory[slot] = token
                 return token
         finally:
             thread_lock.release()
@@ -359,7 +370,11 @@ class TokenCache:
     def _file_lock(self, *, blocking: bool) -> Iterator[bool | None]:
         """Hold the cross-process lock. Yields True (held), False (not held: busy or timed out)
         or None (memory-only cache: there is nothing to lock)."""
-        if not self._ready_for_disk() or self.lock_path is None:
+        if (
+            not self._ready_for_disk()
+            or self.lock_path is None
+            or not self._regular_or_absent(self.lock_path)
+        ):
             yield None
             return
         lock = filelock.FileLock(
@@ -394,62 +409,73 @@ class TokenCache:
         finally:
             lock.release()
 
-    def _read_file(self) -> _FileRead:
-        """Read every entry, lock-free (writers replace the file atomically)."""
-        if not self._disk or self.path is None:
-            return _FileRead({})
+    def _regular_or_absent(self, path: Path) -> bool:
+        """False (memory-only, one WARNING) when ``path`` is a FIFO, directory, device or socket:
+        opening a FIFO would hang, a directory or device cannot hold tokens."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            return self._go_memory_only(f"{path} cannot be examined ({exc.strerror or exc})")
+        if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+            return True
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
+        return self._go_memory_only(f"{path} is {kind}, not a regular file")
+
+    def _read_file(self) -> _FileRead:
+        """Read every entry, lock-free (writers replace the file atomically); never blocks."""
+        if not self._disk or self.path is None or not self._regular_or_absent(self.path):
+            return _FileRead({})
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(self.path, flags)
         except (FileNotFoundError, NotADirectoryError):
             return _FileRead({})
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                _warn_once(
-                    ("symlink", str(self.path)),
-                    "CARTO token cache %s is a symbolic link; ignoring it",
-                    self.path,
-                )
-            else:
-                _warn_once(
-                    ("unreadable", str(self.path)), "CARTO token cache %s cannot be read: %s", self.path, exc
-                )
+            link = exc.errno == errno.ELOOP
+            _warn_once(
+                ("unreadable", str(self.path)),
+                "CARTO token cache %s %s",
+                self.path,
+                "is a symbolic link; ignoring it" if link else f"cannot be read: {exc}",
+            )
             return _FileRead({})
         with os.fdopen(fd, "rb") as handle:
             st = os.fstat(handle.fileno())
-            if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
-                _warn_once(
-                    ("insecure", str(self.path), str(st.st_ino)),
-                    "CARTO token cache %s is readable by others or not ours (mode %o); not using its tokens, "
-                    "it will be replaced by a private file",
-                    self.path,
-                    stat.S_IMODE(st.st_mode),
-                )
-                return _FileRead({}, damaged="insecure")
-            raw = handle.read()
+            if not stat.S_ISREG(st.st_mode):  # appeared since the check above
+                self._regular_or_absent(self.path)
+                return _FileRead({}, ours=False)
+            raw = handle.read(MAX_CACHE_FILE_BYTES + 1)
         return self._parse(raw, st)
 
     def _parse(self, raw: bytes, st: os.stat_result) -> _FileRead:
         try:
-            doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            doc = json.loads(raw) if len(raw) <= MAX_CACHE_FILE_BYTES else None
+        except (ValueError, UnicodeDecodeError, RecursionError):
             doc = None
-            kind = "corrupt"
-        else:
-            kind = "foreign"
-        if (
-            isinstance(doc, dict)
-            and doc.get("format") == CACHE_FORMAT
-            and isinstance(doc.get("entries"), dict)
-        ):
-            return _FileRead(doc["entries"])
-        _warn_once(
-            ("damaged", str(self.path), str(st.st_ino), str(st.st_mtime_ns)),
-            "CARTO token cache %s is %s; treating it as empty (it will be kept as %s.corrupt-<time>)",
-            self.path,
-            "not valid JSON" if kind == "corrupt" else "not a carto-provider token cache",
-            self.path.name if self.path else "",
-        )
-        return _FileRead({}, damaged=kind)
+        if not (isinstance(doc, dict) and doc.get("format") == CACHE_FORMAT):
+            _warn_once(
+                ("foreign", str(self.path), str(st.st_ino), str(st.st_mtime_ns)),
+                "CARTO token cache %s is %s; leaving it untouched and keeping tokens in memory "
+                "(point cache_filepath or token_cache_dir elsewhere to share them between processes)",
+                self.path,
+                "carto-auth's format, not a carto-provider token cache"
+                if isinstance(doc, dict) and "expiration" in doc
+                else "not valid JSON or not a carto-provider token cache",
+            )
+            return _FileRead({}, ours=False)
+        entries: dict[str, Any] = doc["entries"] if isinstance(doc.get("entries"), dict) else {}
+        if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+            _warn_once(
+                ("insecure", str(self.path), str(st.st_ino)),
+                "CARTO token cache %s is readable by others or not ours (mode %o); not using its tokens, "
+                "it will be replaced by a private file",
+                self.path,
+                stat.S_IMODE(st.st_mode),
+            )
+            return _FileRead({})
+        return _FileRead(entries)
 
     def _read_token(self, key: CacheKey) -> AccessToken | None:
         return self._read_entry(key)[0]
@@ -465,29 +491,22 @@ class TokenCache:
         if not self._ready_for_disk():
             return
         read = self._read_file()
+        if not read.ours:
+            return
         now = time.time()
-        entries = {
-            k: v
-            for k, v in read.entries.items()
-            if isinstance(v, Mapping) and float(v.get("expires_at") or 0) > now - EXPIRED_ENTRY_GRACE
-        }
+        entries = {k: v for k, v in read.entries.items() if _worth_keeping(v, now)}
         entry: dict[str, Any] = token.to_dict()
         entry["label"] = key.label
         if last_attempt is not None:
             entry["last_attempt"] = last_attempt
         entries[key.id] = entry
         try:
-            self._write_file(entries, read)
+            self._write_file(entries)
         except OSError as exc:
             self._go_memory_only(f"writing {self.path} failed ({exc.strerror or exc})")
 
-    def _write_file(self, entries: dict[str, Any], previous: _FileRead) -> None:
+    def _write_file(self, entries: dict[str, Any]) -> None:
         assert self.path is not None
-        if previous.damaged in ("corrupt", "foreign"):
-            quarantine = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(self.path, quarantine)
-                os.chmod(quarantine, 0o600)
         payload = json.dumps(
             {"format": CACHE_FORMAT, "version": CACHE_VERSION, "entries": entries}, indent=1, sort_keys=True
         ).encode("utf-8")
@@ -504,3 +523,13 @@ class TokenCache:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def _worth_keeping(entry: Any, now: float) -> bool:
+    """A well-formed entry not long expired; a malformed one is dropped, never an error."""
+    if not isinstance(entry, Mapping):
+        return False
+    expires_at = entry.get("expires_at")
+    if not isinstance(expires_at, int | float) or isinstance(expires_at, bool):
+        return False
+    return bool(expires_at > now - EXPIRED_ENTRY_GRACE)

@@ -1,11 +1,12 @@
-"""``CartoAuth``: the seed's API (``carto-auth``), rebuilt on a safe token cache. No Airflow here."""
+"""``CartoAuth``: ``carto-auth``'s public API, exactly, on a safe shared token cache. No Airflow here."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
 
@@ -21,7 +22,7 @@ from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
 from carto_provider.auth.m2m import request_client_credentials_token
 from carto_provider.auth.session import authorized_request
 from carto_provider.auth.tokens import AccessToken
-from carto_provider.errors import CartoAPIError, CredentialsAPIError, CredentialsError
+from carto_provider.errors import CartoAPIError, CredentialsAPIError, CredentialsConfigError, CredentialsError
 
 if TYPE_CHECKING:
     from google.cloud.bigquery import Client
@@ -31,8 +32,63 @@ OAUTH_CACHE_FILENAME = "token_oauth.json"
 
 
 def default_cache_path(filename: str, directory: str | os.PathLike[str] | None = None) -> Path:
-    """``<directory>/<filename>``; without a directory, ``~/.carto-auth/<filename>`` (the seed's)."""
+    """``<directory>/<filename>``; without a directory, ``~/.carto-provider/<filename>`` (not
+    carto-auth's ``~/.carto-auth``, so the two libraries never share or overwrite a file)."""
     return Path(directory or DEFAULT_CACHE_DIR).expanduser() / filename
+
+
+def m2m_token_cache(
+    cache_filepath: str | os.PathLike[str] | None, use_cache: bool, lock_timeout: float
+) -> TokenCache:
+    """The M2M token cache: the file (default ``~/.carto-provider/token_m2m.json``), or with
+    ``use_cache=False`` one in memory that belongs to one object and goes away with it."""
+    if not use_cache:
+        return TokenCache(None)
+    return TokenCache(cache_filepath or default_cache_path(M2M_CACHE_FILENAME), lock_timeout=lock_timeout)
+
+
+def _m2m_parts(
+    api_base_url: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    cache_filepath: str | os.PathLike[str] | None,
+    use_cache: bool,
+    given: AccessToken | None,
+) -> dict[str, Any]:
+    """What the public constructor builds for ``mode="m2m"``."""
+    cache = m2m_token_cache(cache_filepath, use_cache, single_flight_wait(DEFAULT_RETRY, DEFAULT_TIMEOUT))
+    if client_id and client_secret:
+        credentials = M2MCredentials.from_mapping(
+            {
+                "api_base_url": api_base_url or "https://gcp-us-east1.api.carto.com",
+                "client_id": client_id,
+                "client_secret": client_secret,
+            },
+            source="CartoAuth('m2m')",
+        )
+        session = new_session()
+        key = m2m_cache_key(credentials)
+        if given is not None and use_cache:
+            cache.store(key, given)  # as carto-auth saves the given token to its cache file
+
+        def fetch() -> AccessToken:
+            return request_client_credentials_token(credentials, session)
+
+        return {"api_base_url": api_base_url, "cache": cache, "cache_key": key, "fetch_token": fetch}
+
+    def no_credentials() -> AccessToken:
+        raise CredentialsError(
+            "The access token given to CartoAuth('m2m') is missing or has expired, and there is no "
+            "client_id and client_secret to get a new one."
+        )
+
+    key = CacheKey.of("M2M token given to CartoAuth", grant="given")
+    return {
+        "api_base_url": api_base_url,
+        "cache": TokenCache(None),
+        "cache_key": key,
+        "fetch_token": no_credentials,
+    }
 
 
 def m2m_cache_key(credentials: M2MCredentials, *, audience: str = AUDIENCE) -> CacheKey:
@@ -48,19 +104,72 @@ def m2m_cache_key(credentials: M2MCredentials, *, audience: str = AUDIENCE) -> C
     )
 
 
-class CartoAuth:
-    """Authenticates with CARTO and hands out tokens and clients.
+MODES = ("oauth", "m2m")
+#: Added to the worst-case token fetch when waiting for another process's fetch.
+LOCK_WAIT_MARGIN = 30.0
 
-    Build one with :meth:`from_m2m` (a credentials file), :meth:`from_m2m_credentials` (values, e.g.
-    from a secrets manager) or :meth:`from_oauth` (interactive login for local development).
-    Tokens come from a cache shared by every process of the user (see :mod:`.cache`), so creating
-    many ``CartoAuth`` objects costs nothing more than one.
+
+def single_flight_wait(policy: RetryPolicy, timeout: float | tuple[float, float]) -> float:
+    """How long a process waits for another one fetching the same token: the worst case of one fetch
+    under ``policy`` (every attempt timing out, every wait at its cap) plus a margin. Waiting less
+    would make each waiter fetch too during an outage; the holder dying frees the lock at once."""
+    per_attempt = sum(timeout) if isinstance(timeout, tuple) else 2 * float(timeout)
+    waits = max(policy.max_wait, policy.max_retry_after) * max(0, policy.attempts - 1)
+    worst = per_attempt * max(1, policy.attempts) + waits
+    if policy.budget is not None:
+        worst = min(worst, policy.budget + per_attempt)
+    return worst + LOCK_WAIT_MARGIN
+
+
+class CartoAuth:
+    """Authenticates with CARTO and hands out tokens and clients: ``carto-auth``'s ``CartoAuth``.
+
+    Build one with :meth:`from_m2m` (a credentials file), :meth:`from_oauth` (interactive login for
+    local development), :meth:`from_m2m_credentials` (values, e.g. from a secrets manager), or the
+    constructor, whose signature is ``carto-auth``'s. Tokens come from a cache shared by every process
+    of the user (see :mod:`.cache`), so creating many ``CartoAuth`` objects costs nothing more than one.
     """
 
     def __init__(
         self,
+        mode: str,
+        api_base_url: str | None = None,
+        access_token: str | None = None,
+        expiration: float | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        cache_filepath: str | os.PathLike[str] | None = None,
+        use_cache: bool = True,
+        open_browser: bool = True,
+        org: str | None = None,
+    ) -> None:
+        """``carto-auth``'s constructor: ``mode`` is ``"m2m"`` or ``"oauth"``; ``access_token`` and
+        ``expiration`` (epoch seconds) are a token already obtained, used until it expires; then an
+        M2M object uses ``client_id``/``client_secret`` and an OAuth one logs in again
+        (``open_browser``, ``org``). ``cache_filepath``/``use_cache`` as in :meth:`from_m2m`."""
+        if mode not in MODES:
+            raise CredentialsConfigError("Mode not supported. Available modes: oauth, m2m")
+        given = AccessToken.given(access_token, expiration)
+        if mode == "oauth":
+            from carto_provider.auth.login import oauth_parts
+
+            parts = oauth_parts(cache_filepath, use_cache, open_browser, api_base_url, org, given=given)
+        else:
+            parts = _m2m_parts(api_base_url, client_id, client_secret, cache_filepath, use_cache, given)
+        self._setup(**parts)
+        self._given = given
+
+    @classmethod
+    def _assemble(cls, **parts: Any) -> CartoAuth:
+        """An instance from its parts (see :meth:`_setup`), without the public constructor."""
+        auth = cls.__new__(cls)
+        auth._setup(**parts)
+        return auth
+
+    def _setup(
+        self,
         *,
-        api_base_url: str,
+        api_base_url: str | None,
         cache: TokenStore,
         cache_key: CacheKey,
         fetch_token: Callable[[], AccessToken],
@@ -71,12 +180,9 @@ class CartoAuth:
         bigquery_api_endpoint: str | None = None,
         dw_token_lifetime: float = DW_TOKEN_ASSUMED_LIFETIME,
     ) -> None:
-        """Low-level constructor; prefer the ``from_*`` class methods.
-
-        ``on_secret`` is called once with every token value this object hands out or uses (Airflow
-        passes ``mask_secret``, so tokens become ``***`` in task logs).
-        """
-        self.api_base_url = normalize_base_url(api_base_url)
+        """``on_secret`` is called once with every token value this object hands out or uses (Airflow
+        passes ``mask_secret``, so tokens become ``***`` in task logs)."""
+        self.api_base_url = normalize_base_url(api_base_url) if api_base_url else None
         self.cache = cache
         self.cache_key = cache_key
         self.retry_policy = retry_policy
@@ -84,9 +190,11 @@ class CartoAuth:
         self.bigquery_api_endpoint = bigquery_api_endpoint
         self.dw_token_lifetime = dw_token_lifetime
         self._fetch_token = fetch_token
-        self._session = session or new_session()
+        self._session = session
         self._on_secret = on_secret
-        self._seen: set[str] = set()
+        self._masked: set[str] = set()
+        self._current: AccessToken | None = None  # the hot path's copy; see get_access_token
+        self._given = None
 
     def __repr__(self) -> str:
         return (
@@ -107,12 +215,19 @@ class CartoAuth:
         """Authenticate with an M2M credentials file (``api_base_url``, ``client_id``, ``client_secret``,
         optional ``auth_url``).
 
-        ``cache_filepath`` defaults to ``~/.carto-auth/token_m2m.json``; ``use_cache=False`` keeps
-        tokens in this object only. Other keyword arguments go to the constructor.
+        Like ``carto-auth``, a token is obtained (or found cached) before this returns, so wrong
+        credentials raise :class:`~carto_provider.errors.CredentialsError` here; a missing file raises
+        a ``FileNotFoundError``, malformed JSON a ``json.JSONDecodeError``, a missing field an
+        ``AttributeError`` (each also a :class:`~carto_provider.errors.CredentialsFileError`).
+        ``cache_filepath`` defaults to ``~/.carto-provider/token_m2m.json`` (never carto-auth's file);
+        ``use_cache=False`` keeps tokens in this object only. Other keyword arguments as in
+        :meth:`from_m2m_credentials`.
         """
-        return cls.from_m2m_credentials(
+        auth = cls.from_m2m_credentials(
             M2MCredentials.from_file(filepath), cache_filepath, use_cache, **kwargs
         )
+        auth.get_token()
+        return auth
 
     @classmethod
     def from_m2m_credentials(
@@ -127,14 +242,14 @@ class CartoAuth:
         ``cache=`` replaces the file cache, e.g. with a
         :class:`~carto_provider.auth.redis_cache.RedisTokenCache` shared by a fleet of machines.
         """
-        path = (cache_filepath or default_cache_path(M2M_CACHE_FILENAME)) if use_cache else None
         session = kwargs.pop("session", None) or new_session()
         policy = kwargs.get("retry_policy", DEFAULT_RETRY)
         timeout = kwargs.get("timeout", DEFAULT_TIMEOUT)
-        lock_timeout = kwargs.pop("lock_timeout", 60.0)
-        return cls(
+        lock_timeout = kwargs.pop("lock_timeout", None) or single_flight_wait(policy, timeout)
+        cache = kwargs.pop("cache", None) or m2m_token_cache(cache_filepath, use_cache, lock_timeout)
+        return cls._assemble(
             api_base_url=credentials.api_base_url,
-            cache=kwargs.pop("cache", None) or TokenCache(path, lock_timeout=lock_timeout),
+            cache=cache,
             cache_key=m2m_cache_key(credentials),
             fetch_token=lambda: request_client_credentials_token(
                 credentials, session, policy=policy, timeout=timeout
@@ -155,7 +270,7 @@ class CartoAuth:
     ) -> CartoAuth:
         """Log in as yourself (OAuth authorization code + PKCE), for local development and notebooks.
 
-        ``cache_filepath`` defaults to ``~/.carto-auth/token_oauth.json`` (the cache ``carto-provider
+        ``cache_filepath`` defaults to ``~/.carto-provider/token_oauth.json`` (the cache ``carto-provider
         login`` fills): a cached unexpired login is reused without any prompt. ``use_cache=False`` logs
         in anew and keeps the token in this object only. ``open_browser=False`` prints the login address
         and reads back the address you land on (or the code), for machines without a browser.
@@ -189,9 +304,10 @@ class CartoAuth:
 
     # ------------------------------------------------------------------ tokens
 
-    def _remember(self, value: str) -> str:
-        if self._on_secret is not None and value not in self._seen:
-            self._seen.add(value)
+    def _mask_once(self, value: str) -> str:
+        """Hand ``value`` to ``on_secret`` (Airflow's ``mask_secret``) the first time it is seen."""
+        if self._on_secret is not None and value not in self._masked:
+            self._masked.add(value)
             self._on_secret(value)
         return value
 
@@ -201,16 +317,33 @@ class CartoAuth:
         ``rejected`` is a token value an API has just refused (HTTP 401): it is never returned again,
         and only the first of many callers reporting it fetches a replacement.
         """
+        given = self._given
+        if given is not None and given.value != rejected and given.expires_at - time.time() > min_ttl:
+            return given  # the constructor's access_token, until its expiration (as carto-auth)
         token = self.cache.get(self.cache_key, self._fetch_token, min_ttl=min_ttl, rejected=rejected)
-        self._remember(token.value)
+        self._mask_once(token.value)
+        self._current = token
         return token
 
     def get_access_token(self, *, min_ttl: float = 0.0) -> str:
-        """A valid CARTO access token (``min_ttl``: seconds it must stay valid at least)."""
+        """A valid CARTO access token (``min_ttl``: seconds it must stay valid at least).
+
+        The hot path: while the last token is before its refresh window (precomputed in
+        :attr:`AccessToken.fresh_until`), it is returned without consulting the cache.
+        """
+        token = self._current
+        if token is not None and not min_ttl and time.time() < token.fresh_until:
+            return token.value
         return self.get_token(min_ttl=min_ttl).value
 
     def get_api_base_url(self) -> str:
-        """The CARTO API base URL, e.g. ``https://gcp-us-east1.api.carto.com``."""
+        """The CARTO API base URL, e.g. ``https://gcp-us-east1.api.carto.com`` (None, as in carto-auth,
+        for an object constructed without one)."""
+        return cast(str, self.api_base_url)
+
+    def _base_url(self) -> str:
+        if not self.api_base_url:
+            raise CredentialsConfigError("api_base_url required")  # carto-auth's message
         return self.api_base_url
 
     def request(
@@ -226,13 +359,18 @@ class CartoAuth:
         kwargs.setdefault("policy", self.retry_policy)
         kwargs.setdefault("timeout", self.timeout)
         return authorized_request(
-            session or self._session,
+            session or self._http_session(),
             lambda rejected: self.get_token(rejected=rejected).value,
-            self.api_base_url,
+            self._base_url(),
             method,
             path,
             **kwargs,
         )
+
+    def _http_session(self) -> requests.Session:
+        if self._session is None:
+            self._session = new_session()
+        return self._session
 
     # ------------------------------------------------------------------ CARTO Data Warehouse
 
@@ -245,8 +383,8 @@ class CartoAuth:
         except CartoAPIError as exc:  # carto-auth's contract: every DW token failure is a CredentialsError
             raise CredentialsAPIError(str(exc), status=exc.status, error=exc.error, url=exc.url) from None
         body = response_body(response)
-        project_id, token = parse_dw_token_response(body, api_base_url=self.api_base_url)
-        self._remember(token)
+        project_id, token = parse_dw_token_response(body, api_base_url=self._base_url())
+        self._mask_once(token)
         return project_id, token
 
     def get_carto_dw_client(self, **client_kwargs: Any) -> Client:

@@ -245,23 +245,26 @@ def refuse_inside_airflow_task(client: OAuthClient) -> None:
         )
 
 
-def oauth_auth(
+def oauth_parts(
     cache_filepath: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
     open_browser: bool = True,
     api_base_url: str | None = None,
     org: str | None = None,
     *,
-    auth_class: type[CartoAuth] = CartoAuth,
+    given: AccessToken | None = None,
     auth_url: str | None = None,
     client_id: str | None = None,
     redirect_uri: str | None = None,
     paste_redirect_uri: str | None = None,
     login_ui: LoginUI | None = None,
-    **kwargs: Any,
-) -> CartoAuth:
-    """What :meth:`CartoAuth.from_oauth` does: reuse the cached login, or log in now (and again
-    whenever the login expires); other keyword arguments go to the :class:`CartoAuth` constructor."""
+    session: requests.Session | None = None,
+    lock_timeout: float | None = None,
+    retry_policy: RetryPolicy = DEFAULT_RETRY,
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+) -> dict[str, Any]:
+    """The parts of an OAuth :class:`CartoAuth`: reuse the cached login (or ``given``, a token the
+    caller already has), or log in now (and again whenever the login expires)."""
     client = OAuthClient.resolve(
         auth_url=auth_url,
         client_id=client_id,
@@ -271,10 +274,8 @@ def oauth_auth(
     )
     explicit = normalize_base_url(api_base_url) if api_base_url else None
     path = (cache_filepath or default_login_cache_path()) if use_cache else None
-    session = kwargs.pop("session", None) or new_session()
-    policy = kwargs.get("retry_policy", DEFAULT_RETRY)
-    timeout = kwargs.get("timeout", DEFAULT_TIMEOUT)
-    cache = login_cache(path, lock_timeout=kwargs.pop("lock_timeout", DEFAULT_LOCK_TIMEOUT))
+    session = session or new_session()
+    cache = login_cache(path, lock_timeout=lock_timeout or DEFAULT_LOCK_TIMEOUT)
 
     def log_in() -> LoginToken:
         refuse_inside_airflow_task(client)
@@ -284,21 +285,43 @@ def oauth_auth(
             open_browser=open_browser,
             ui=login_ui,
             session=session,
-            policy=policy,
+            policy=retry_policy,
             timeout=timeout,
         )
 
-    token = cache.get(client.cache_key, log_in)
-    login = token.login if isinstance(token, LoginToken) else None
-    if explicit is None and login is None:  # an entry without the login's details: log in again
-        token = log_in()
-        cache.store(client.cache_key, token)
-        login = token.login
-    return auth_class(
-        api_base_url=explicit or (login.api_base_url if login else ""),
-        cache=cache,
-        cache_key=client.cache_key,
-        fetch_token=log_in,
-        session=session,
-        **kwargs,
-    )
+    login = None
+    if given is None:
+        token = cache.get(client.cache_key, log_in)
+        login = token.login if isinstance(token, LoginToken) else None
+        if explicit is None and login is None:  # an entry without the login's details: log in again
+            token = log_in()
+            cache.store(client.cache_key, token)
+            login = token.login
+    return {
+        "api_base_url": explicit or (login.api_base_url if login else None),
+        "cache": cache,
+        "cache_key": client.cache_key,
+        "fetch_token": log_in,
+        "session": session,
+        "retry_policy": retry_policy,
+        "timeout": timeout,
+    }
+
+
+def oauth_auth(
+    cache_filepath: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    open_browser: bool = True,
+    api_base_url: str | None = None,
+    org: str | None = None,
+    *,
+    auth_class: type[CartoAuth] = CartoAuth,
+    **kwargs: Any,
+) -> CartoAuth:
+    """What :meth:`CartoAuth.from_oauth` does (see :func:`oauth_parts`); ``on_secret``,
+    ``bigquery_api_endpoint`` and ``dw_token_lifetime`` go to the :class:`CartoAuth`."""
+    extra = {
+        k: kwargs.pop(k) for k in ("on_secret", "bigquery_api_endpoint", "dw_token_lifetime") if k in kwargs
+    }
+    parts = oauth_parts(cache_filepath, use_cache, open_browser, api_base_url, org, **kwargs)
+    return auth_class._assemble(**parts, **extra)

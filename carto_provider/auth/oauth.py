@@ -2,7 +2,7 @@
 cached login, and how Airflow tasks use it without ever prompting.
 
 A login is made by ``carto-provider login`` or :meth:`CartoAuth.from_oauth` (see :mod:`.login`) and
-cached in ``~/.carto-auth/token_oauth.json`` (private, atomic: the shared :class:`TokenCache`) under a
+cached in ``~/.carto-provider/token_oauth.json`` (private, atomic: the shared :class:`TokenCache`) under a
 key made of the auth URL, client id, audience and SSO organization. Next to the token, the entry keeps
 the login's API base URL and identity (``"login"`` in the entry), so ``carto-provider status`` and the
 hook can use them. CARTO issues no refresh token for these logins: when one expires, a new interactive
@@ -277,7 +277,7 @@ def cached_login_auth(settings: Any, **common: Any) -> CartoAuth:
     def no_interactive_login() -> AccessToken:
         raise LoginRequiredError(f"{prefix}, and the cached login has expired or is about to. {suffix}")
 
-    return CartoAuth(
+    return CartoAuth._assemble(
         api_base_url=api_base_url,
         cache=cache,
         cache_key=client.cache_key,

@@ -8,7 +8,8 @@ import functools
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 #: Never refresh more than this long before expiry, however long the token lives.
@@ -75,6 +76,25 @@ class AccessToken:
     expires_at: float
     obtained_at: float
     token_type: str = "Bearer"
+
+    def __post_init__(self) -> None:
+        # Precomputed for the hot path (CartoAuth.get_access_token): before this instant the token
+        # is fresh for any caller that needs no particular remaining lifetime.
+        object.__setattr__(
+            self, "fresh_until", self.expires_at - max(self.advisory_window, self.mandatory_margin)
+        )
+
+    #: Epoch seconds before which the token is :meth:`fresh` (set in ``__post_init__``).
+    fresh_until: float = field(init=False, repr=False, compare=False, default=0.0)
+
+    @classmethod
+    def given(cls, value: str | None, expiration: float | None) -> AccessToken | None:
+        """A token handed to ``CartoAuth(...)`` with its ``expiration`` (epoch seconds), or None when
+        either is missing (``carto-auth`` treats a token without expiration as expired)."""
+        if not value or expiration is None or not _is_finite_number(expiration):
+            return None
+        now = time.time()
+        return cls(value, float(expiration), min(now, float(expiration)))
 
     def __repr__(self) -> str:
         return f"AccessToken(fp={self.fingerprint}, expires_at={self.expires_at:.0f})"

@@ -237,9 +237,9 @@ def test_a_corrupt_or_foreign_file_is_a_miss_with_one_warning_and_is_kept(
     assert carto_emulator.token_requests() == 1
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and kind in warnings[0].getMessage()
-    quarantined = list(tmp_path.glob("t.json.corrupt-*"))
-    assert len(quarantined) == 1 and quarantined[0].read_bytes() == content
-    assert cache_entries(cache)
+    # Never overwritten, renamed or deleted (it may be carto-auth's): issue 12, coexistence.
+    assert cache.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json"]
 
 
 def test_an_unwritable_cache_directory_falls_back_to_memory_with_one_warning(
@@ -274,12 +274,14 @@ def test_use_cache_false_keeps_tokens_in_the_object_only(carto_emulator, tmp_pat
     CartoAuth.from_m2m(credentials, use_cache=False).get_access_token()
     assert carto_emulator.token_requests() == 2
     assert not (Path.home() / ".carto-auth").exists()
+    assert not (Path.home() / ".carto-provider").exists()
 
 
-def test_default_cache_is_the_seeds_location(carto_emulator, tmp_path):
+def test_default_cache_is_its_own_not_carto_auths(carto_emulator, tmp_path):
     credentials = write_credentials(tmp_path / "creds.json", carto_emulator)
     CartoAuth.from_m2m(credentials).get_access_token()
-    path = Path.home() / ".carto-auth" / "token_m2m.json"
+    path = Path.home() / ".carto-provider" / "token_m2m.json"
+    assert not (Path.home() / ".carto-auth").exists()
     assert cache_entries(path)
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 

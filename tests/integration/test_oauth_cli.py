@@ -48,7 +48,7 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess
 
 
 def cached_token(carto, env: dict[str, str]) -> str:
-    path = Path(env["HOME"]) / ".carto-auth" / "token_oauth.json"
+    path = Path(env["HOME"]) / ".carto-provider" / "token_oauth.json"
     token = login_cache(path).peek(OAuthClient.resolve(auth_url=carto.url).cache_key)
     assert token is not None
     return token.value
