@@ -181,10 +181,11 @@ def test_use_cache_false_keeps_nothing_once_the_object_is_gone(carto_emulator, t
     assert carto_emulator.token_requests() == 2  # every object fetches its own
 
 
-def test_carto_auths_files_are_never_touched(carto_emulator, tmp_path):
+def test_carto_auths_files_are_never_touched(carto_emulator, tmp_path, monkeypatch):
     """carto-auth's cache files (its own format, at its default place) stay byte-identical."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     home = Path.home() / ".carto-auth"
-    home.mkdir(exist_ok=True)
+    home.mkdir(parents=True)
     theirs = {"api_base_url": "https://x.example", "access_token": "theirs", "expiration": time.time() + 3600}
     for name in ("token_m2m.json", "token_oauth.json"):
         (home / name).write_text(json.dumps(theirs))
