@@ -126,7 +126,10 @@ def _browser_code(client: OAuthClient, challenge: str, state: str, ui: LoginUI) 
     """(code, redirect URI) from the browser, or None when no browser could be opened."""
     outcome: dict[str, Any] = {}
 
-    def on_callback(params: dict[str, str]) -> bool:
+    def on_callback(params: dict[str, str]) -> bool | None:
+        if not state_matches(state, params.get("state")):
+            log.warning("Ignored a login redirect without this login's state (forged or from another login)")
+            return None
         try:
             outcome["code"] = code_from_callback(params, state)
         except CredentialsError as exc:
@@ -144,9 +147,14 @@ def _browser_code(client: OAuthClient, challenge: str, state: str, ui: LoginUI) 
             f"Waiting up to {ui.timeout:.0f} s for the login to finish (Ctrl-C to stop)..."
         )
         if not listener.wait(ui.timeout):
+            ignored = (
+                f" ({listener.ignored} redirect(s) without this login's state were ignored)"
+                if listener.ignored
+                else ""
+            )
             raise CredentialsError(
-                f"No login reached {redirect_uri} within {ui.timeout:.0f} s, so the login was stopped. "
-                "Run it again and finish it in the browser; if the browser runs on another machine "
+                f"No login reached {redirect_uri} within {ui.timeout:.0f} s{ignored}, so the login was "
+                "stopped. Run it again and finish it in the browser; if the browser runs on another machine "
                 "(SSH, container), log in with --no-browser (open_browser=False) instead."
             )
     if "error" in outcome:

@@ -4,8 +4,11 @@ Following RFC 8252 §7.3 and §8.3: it binds loopback addresses only (``localhos
 means both 127.0.0.1 and ::1, since browsers may try either), it answers GET on the exact callback path
 only (anything else, such as ``/favicon.ico``, gets a 404 and does not end the wait), its pages are
 static (nothing from the request is echoed back), request lines are never logged (they carry the
-authorization code), and it stops after the first callback that carries a ``code`` or an ``error``.
-A port that another program listens on fails at once with a clear error.
+authorization code). A callback whose ``state`` is wrong or missing is answered (400) and ignored, so a
+forged link cannot cancel a login in progress: the flow ends at the first callback the login accepts.
+Connections are served concurrently (at most :data:`MAX_CONNECTIONS`), each with a short timeout, so
+idle connections cannot stall the real redirect. A port that another program listens on fails at
+once with a clear error.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from urllib.parse import parse_qs, urlsplit
 from carto_provider.auth.config import is_loopback_host
 from carto_provider.auth.errors import CredentialsError
 
-#: Receives the callback's query parameters; returns True when the login may go on (success page).
-CallbackHandler = Callable[[dict[str, str]], bool]
+#: Receives the callback's query parameters; returns True (accepted: success page, flow ends), False
+#: (this login's callback, but a failure: failure page, flow ends) or None (not this login's: ignored).
+CallbackHandler = Callable[[dict[str, str]], bool | None]
 
 #: Seconds one browser connection may take to send its request.
-CONNECTION_TIMEOUT = 10.0
+CONNECTION_TIMEOUT = 5.0
+#: Connections served at once; more are closed at once.
+MAX_CONNECTIONS = 16
 _POLL_INTERVAL = 0.2
 _BIND_ATTEMPTS = 5
 
@@ -64,9 +70,10 @@ class _CallbackRequest(BaseHTTPRequestHandler):
         if "code" not in params and "error" not in params:
             self._reply(404, NOT_FOUND_PAGE)
             return
-        ok = self.server.deliver(params)
-        self._reply(200 if ok else 400, SUCCESS_PAGE if ok else FAILURE_PAGE)
-        self.server.finish()
+        outcome = self.server.deliver(params)
+        self._reply(200 if outcome else 400, SUCCESS_PAGE if outcome else FAILURE_PAGE)
+        if outcome is not None:
+            self.server.finish()
 
     def _reply(self, status: int, body: bytes) -> None:
         self.send_response(status)
@@ -132,6 +139,10 @@ class LoopbackListener:
         self._done = threading.Event()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
+        self._deliver_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        #: Callbacks ignored because they were not this login's (wrong or missing ``state``).
+        self.ignored = 0
 
     @property
     def redirect_uri(self) -> str:
@@ -223,9 +234,16 @@ class LoopbackListener:
         """Block until a callback ended the flow (True) or ``timeout`` seconds passed (False)."""
         return self._done.wait(timeout)
 
-    def deliver(self, params: dict[str, str]) -> bool:
-        """Hand a callback's parameters to ``on_callback`` (called by the request handler)."""
-        return self._on_callback(params)
+    def deliver(self, params: dict[str, str]) -> bool | None:
+        """Hand a callback's parameters to ``on_callback`` (called by the request handlers, one at a
+        time); once the flow has ended, every later callback is ignored."""
+        with self._deliver_lock:
+            if self._done.is_set():
+                return None
+            outcome = self._on_callback(params)
+            if outcome is None:
+                self.ignored += 1
+            return outcome
 
     def finish(self) -> None:
         """Mark the flow as ended: no further request is served."""
@@ -246,15 +264,23 @@ class LoopbackListener:
             conn, address = listening.accept()
         except OSError:
             return
+        if not self._slots.acquire(blocking=False):
+            conn.close()  # too many at once: a browser retries, a flood gets nothing
+            return
+        threading.Thread(target=self._handle, args=(conn, address), daemon=True).start()
+
+    def _handle(self, conn: socket.socket, address: Any) -> None:
         try:
             conn.setblocking(True)
+            conn.settimeout(CONNECTION_TIMEOUT)
             _CallbackRequest(conn, address, self)  # type: ignore[arg-type]
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_WR)
         except OSError:
-            pass  # a browser that went away: keep waiting for the next one
+            pass  # a browser that went away or stayed silent: keep waiting for the next one
         finally:
             conn.close()
+            self._slots.release()
 
 
 class _EphemeralClash(Exception):

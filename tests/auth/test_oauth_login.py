@@ -152,9 +152,10 @@ def test_other_paths_do_not_end_the_wait(carto_emulator, cache_file: Path) -> No
     ],
 )
 def test_a_redirect_without_this_logins_state_exchanges_nothing(carto_emulator, cache_file, tamper) -> None:
+    # Since issue 12 such a redirect is answered and ignored (the login keeps waiting for its own).
     browser = HeadlessBrowser(tamper=tamper)
-    with pytest.raises(CredentialsError, match="does not carry this login's state"):
-        from_oauth(carto_emulator, cache_file, quiet_ui(browser))
+    with pytest.raises(CredentialsError, match="without this login's state were ignored"):
+        from_oauth(carto_emulator, cache_file, quiet_ui(browser, timeout=2))
     assert browser.pages == [(400, FAILURE_PAGE.decode())]
     assert carto_emulator.calls("POST /oauth/token") == 0
     assert cached_login(carto_emulator, cache_file) is None
@@ -356,3 +357,37 @@ def test_no_interactive_login_inside_an_airflow_task(carto_emulator, cache_file,
     with pytest.raises(LoginRequiredError, match=r"this is an Airflow task.*`carto-provider login"):
         from_oauth(carto_emulator, cache_file, LoginUI(open_url=never, show=never, read_input=never))
     assert carto_emulator.calls("*") == 0
+
+
+def test_forged_callbacks_and_silent_connections_do_not_stop_the_real_login(
+    carto_emulator, cache_file
+) -> None:
+    """A forged callback (wrong or missing state) is answered 400 and ignored; idle connections are
+    served concurrently, so the real redirect still completes within the login's timeout."""
+    import urllib.error
+    import urllib.request
+
+    answers: list[int] = []
+    idle: list[socket.socket] = []
+    browser = HeadlessBrowser()
+
+    def open_url(url: str) -> bool:
+        redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
+        port = urlsplit(redirect).port
+        idle.extend(socket.create_connection(("127.0.0.1", port)) for _ in range(3))  # never speak
+        for query in ("code=stolen&state=forged", "code=stolen", "error=access_denied"):
+            try:
+                urllib.request.urlopen(f"{redirect}?{query}", timeout=5)
+            except urllib.error.HTTPError as exc:
+                answers.append(exc.code)
+        return browser(url)
+
+    try:
+        auth = from_oauth(carto_emulator, cache_file, quiet_ui(open_url, timeout=4))
+    finally:
+        for sock in idle:
+            sock.close()
+    assert answers == [400, 400, 400]
+    assert auth.get_access_token()
+    assert browser.pages == [(200, SUCCESS_PAGE.decode())]
+    assert carto_emulator.calls("POST /oauth/token") == 1  # only the real code was exchanged
