@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import filelock
 
 from carto_provider.auth.tokens import MIN_ADVISORY_INTERVAL, AccessToken
+from carto_provider.errors import CartoError, CredentialsError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ _STATE_LOCK = threading.Lock()
 _MEMORY: dict[tuple[str, str], AccessToken] = {}
 _LAST_ATTEMPT: dict[tuple[str, str], float] = {}
 _THREAD_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_FAILURES: dict[tuple[str, str], tuple[float, str]] = {}  # the last failed fetch: (when, message)
 _WARNED: set[tuple[str, ...]] = set()
 
 
@@ -146,6 +148,7 @@ class TokenCache:
         self._memory = _MEMORY if self.path is not None else {}
         self._last_attempt = _LAST_ATTEMPT if self.path is not None else {}
         self._thread_locks = _THREAD_LOCKS if self.path is not None else {}
+        self._failures = _FAILURES if self.path is not None else {}
 
     def __repr__(self) -> str:
         return f"TokenCache(path={str(self.path) if self.path else None!r}, on_disk={self._disk})"
@@ -233,8 +236,13 @@ class TokenCache:
     def _refresh_now(
         self, key: CacheKey, fetch: TokenFetcher, min_ttl: float, rejected: str | None
     ) -> AccessToken:
-        """Mandatory refresh: block for the locks, re-check, fetch if still needed."""
+        """Mandatory refresh: block for the locks, re-check, fetch if still needed.
+
+        A fetch that failed while this caller waited (in this process or another) is not repeated:
+        its error is raised here too, so an outage costs one request per retry round, not one per
+        waiting process."""
         slot = (self._namespace, key.id)
+        started = time.time()
         with self._thread_lock(slot):
             token = self._memory.get(slot)
             if token is not None and token.value != rejected and token.usable(time.time(), min_ttl):
@@ -244,10 +252,44 @@ class TokenCache:
                 if token is not None and token.value != rejected and token.usable(time.time(), min_ttl):
                     self._memory[slot] = token
                     return token
-                token = self._fetch(key, fetch, reason="expired" if rejected is None else "rejected")
+                self._raise_shared_failure(key, started)
+                try:
+                    token = self._fetch(key, fetch, reason="expired" if rejected is None else "rejected")
+                except CartoError as exc:
+                    self._record_failure(key, str(exc))
+                    raise
                 self._save(key, token)
                 self._memory[slot] = token
                 return token
+
+    def _raise_shared_failure(self, key: CacheKey, since: float) -> None:
+        """Raise the error of a fetch for ``key`` that failed after ``since`` (it was waited for)."""
+        failed_at, failure = self._failures.get((self._namespace, key.id), (0.0, ""))
+        entry = self._read_file().entries.get(key.id)
+        recorded = entry.get("failed_at") if isinstance(entry, Mapping) else None
+        if isinstance(recorded, int | float) and recorded > failed_at:
+            failed_at, failure = float(recorded), str(entry.get("failure") or "")  # type: ignore[union-attr]
+        if failed_at >= since:
+            raise CredentialsError(
+                f"Another process could not get a CARTO token for {key.label} while this one waited for "
+                f"it, so this one did not try again: {failure}"
+            )
+
+    def _record_failure(self, key: CacheKey, message: str) -> None:
+        """Remember a failed fetch (message already free of secrets) for the callers waiting on it."""
+        now = time.time()
+        self._failures[(self._namespace, key.id)] = (now, message)
+        read = self._read_file()
+        if not self._ready_for_disk() or not read.ours:
+            return
+        previous = read.entries.get(key.id)
+        entry = dict(previous) if isinstance(previous, Mapping) else {}
+        entries = {k: v for k, v in read.entries.items() if _worth_keeping(v, now)}
+        entries[key.id] = {**entry, "label": key.label, "failed_at": now, "failure": message[:1000]}
+        try:
+            self._write_file(entries)
+        except OSError as exc:
+            self._go_memory_only(f"writing {self.path} failed ({exc.strerror or exc})")
 
     def _refresh_ahead(
         self, key: CacheKey, fetch: TokenFetcher, current: AccessToken, min_ttl: float
