@@ -39,8 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import filelock
-
 from carto_provider.auth.tokens import MIN_ADVISORY_INTERVAL, AccessToken
 from carto_provider.errors import CartoError, CredentialsError
 
@@ -419,6 +417,8 @@ class TokenCache:
         ):
             yield None
             return
+        import filelock  # on the first refresh, not at DAG-parse time
+
         lock = filelock.FileLock(
             self.lock_path,
             timeout=self.lock_timeout if blocking else 0,

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import requests
-
 from carto_provider.auth.cache import DEFAULT_CACHE_DIR, CacheKey, TokenCache, TokenStore, secret_digest
 from carto_provider.auth.config import AUDIENCE, M2MCredentials, normalize_base_url, resolve_auth_url
 from carto_provider.auth.dw import (
@@ -25,6 +23,7 @@ from carto_provider.auth.tokens import AccessToken
 from carto_provider.errors import CartoAPIError, CredentialsAPIError, CredentialsConfigError, CredentialsError
 
 if TYPE_CHECKING:
+    import requests
     from google.cloud.bigquery import Client
 
 M2M_CACHE_FILENAME = "token_m2m.json"

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import requests
 
 from carto_provider.auth.config import normalize_base_url
 from carto_provider.auth.http import (
@@ -38,6 +36,9 @@ _HINT = (
     "Give your API base URL instead (`carto-provider login --api-base-url URL`, or "
     "from_oauth(api_base_url=...)); CARTO Workspace > Developers shows it."
 )
+
+if TYPE_CHECKING:
+    import requests
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ def _get(
     headers: dict[str, str] | None = None,
     secrets: tuple[str, ...] = (),
 ) -> requests.Response:
+
+    import requests  # on first use: not at DAG-parse time
+
     try:
         response = send(
             session, "GET", url, policy=policy, timeout=timeout, headers=headers, max_body=MAX_BODY_BYTES

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 import tenacity
 
 from carto_provider.auth.untrusted import UnusableBody, parse_json, redact
@@ -33,6 +32,9 @@ from carto_provider.transport import (
 # The retry rules and helpers are the package's one transport's (carto_provider.transport); they are
 # re-exported here for the code and tests that import them from this module.
 from carto_provider.transport import error_fields as transport_error_fields
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -75,6 +77,9 @@ def send(
     server's own error body. ``max_body`` bounds the body read (bytes): a longer one raises
     :class:`~carto_provider.auth.untrusted.UnusableBody` without reading the rest.
     """
+
+    import requests  # on first use: not at DAG-parse time
+
     all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
     shown = f"{method} {redact_url(url)}"
 
@@ -177,6 +182,9 @@ def unreachable_message(what: str, exc: BaseException, *, timed_out: bool, hint:
 
 def new_session() -> requests.Session:
     """A ``requests`` session with this package's User-Agent (retries are done by :func:`send`)."""
+
+    import requests  # on first use: not at DAG-parse time
+
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
     return session

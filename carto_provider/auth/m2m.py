@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-
-import requests
+from typing import TYPE_CHECKING
 
 from carto_provider.auth.config import AUDIENCE, M2MCredentials
 from carto_provider.auth.http import (
@@ -20,6 +19,9 @@ from carto_provider.auth.http import (
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.auth.untrusted import MAX_BODY_BYTES, UnusableBody, parse_json, redact, redirect_error
 from carto_provider.errors import CredentialsError
+
+if TYPE_CHECKING:
+    import requests
 
 _FIX_HINTS = {
     400: "Check the auth URL and the client id.",
@@ -54,6 +56,9 @@ def token_error(
 
 def unreachable_error(exc: requests.RequestException, *, url: str) -> CredentialsError:
     """A CredentialsError for an auth server that did not answer in time or at all."""
+
+    import requests  # on first use: not at DAG-parse time
+
     return CredentialsError(
         unreachable_message(
             f"The CARTO auth server at {url}",
@@ -64,7 +69,7 @@ def unreachable_error(exc: requests.RequestException, *, url: str) -> Credential
     )
 
 
-TokenRefusal = Callable[[requests.Response, Sequence[str]], CredentialsError]
+TokenRefusal = Callable[["requests.Response", Sequence[str]], CredentialsError]
 
 
 def post_token_form(
@@ -85,6 +90,9 @@ def post_token_form(
     reads at most :data:`~.untrusted.MAX_BODY_BYTES`; ``refused`` builds the error for any other
     answer but 200, given the values of ``secret_fields`` to redact from the server's text.
     """
+
+    import requests  # on first use: not at DAG-parse time
+
     secrets = [form[name] for name in secret_fields if form.get(name)]
     requested_at = time.time()
     try:

@@ -17,10 +17,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-
-import requests
 
 from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, CacheKey, TokenCache
 from carto_provider.auth.carto_auth import OAUTH_CACHE_FILENAME, CartoAuth, default_cache_path
@@ -31,6 +29,9 @@ from carto_provider.auth.pkce import CHALLENGE_METHOD
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.auth.urls import check_url
 from carto_provider.errors import CredentialsError, LoginRequiredError
+
+if TYPE_CHECKING:
+    import requests
 
 #: CARTO's public PKCE client (the one carto-auth uses) and the redirects registered for it.
 CARTO_PUBLIC_CLIENT_ID = "0dxb8HR3ATXCxJiPOJVHsLoHoAtbRX6u"

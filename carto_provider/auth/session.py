@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from carto_provider.auth.http import (
     DEFAULT_RETRY,
@@ -19,6 +17,9 @@ from carto_provider.auth.http import (
 )
 from carto_provider.auth.untrusted import location_host
 from carto_provider.errors import CartoAPIError
+
+if TYPE_CHECKING:
+    import requests
 
 API_UNREACHABLE_HINT = "Check the API base URL and the network."
 
@@ -108,6 +109,9 @@ def _send(
     headers: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> requests.Response:
+
+    import requests  # on first use: not at DAG-parse time
+
     all_headers = {"Accept": "application/json", **(headers or {}), "Authorization": f"Bearer {token}"}
     try:
         return send(session, method, url, policy=policy, timeout=timeout, headers=all_headers, **kwargs)
