@@ -267,7 +267,7 @@ class TokenCache:
         recorded = entry.get("failed_at") if isinstance(entry, Mapping) else None
         if isinstance(recorded, int | float) and recorded > failed_at:
             failed_at, failure = float(recorded), str(entry.get("failure") or "")  # type: ignore[union-attr]
-        if failed_at >= since:
+        if failed_at > since:
             raise CredentialsError(
                 f"Another process could not get a CARTO token for {key.label} while this one waited for "
                 f"it, so this one did not try again: {failure}"
