@@ -3,15 +3,9 @@
 It owns what every call needs and nothing else, so the rules live in one place:
 
 * **Timeouts** on every request: ``(connect, read)`` seconds.
-* **Retries**, with one tenacity configuration (:func:`retry_arguments`) shared by
-  :class:`Transport` (``tenacity.Retrying``) and :class:`AsyncTransport` (``tenacity.AsyncRetrying``).
-  An *idempotent* call (reads, cancellations, token requests) is retried on any transient failure:
-  connection errors, timeouts, 429 and 5xx. An *at-most-once* call (creating a job or an import,
-  running a query) is retried only when CARTO certainly did not act on it: the connection could not
-  be set up, or CARTO refused the request (429, 503). A server's ``Retry-After`` is honoured up to
-  :attr:`RetryPolicy.max_retry_after`; otherwise waits grow exponentially from
-  :attr:`RetryPolicy.initial_wait` up to :attr:`RetryPolicy.max_wait`, within an optional
-  :attr:`RetryPolicy.budget` of seconds.
+* **Retries**, as :mod:`carto_provider.retry` decides them (idempotent calls on any transient
+  failure, at-most-once calls only when CARTO refused them; ``Retry-After`` honoured, capped), with
+  the one tenacity configuration shared by :class:`Transport` and :class:`AsyncTransport`.
 * **The single 401 refresh**: a call carrying a bearer token that answers 401 asks the token source
   for a new token once, naming the refused one (``rejected=``), and is sent once more.
 * **CARTO's errors**: a failed call raises :class:`~carto_provider.errors.CartoAPIError` with
@@ -37,9 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,6 +41,40 @@ import tenacity
 
 from carto_provider import __version__
 from carto_provider.errors import CartoAPIError
+from carto_provider.retry import (
+    DEFAULT_RETRY,
+    REFUSED_STATUS,
+    RETRYABLE_STATUS,
+    RetryableStatus,
+    RetryAfterWait,
+    RetryPolicy,
+    parse_retry_after,
+    retried_errors,
+    retry_arguments,
+    retryable_response,
+)
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUT",
+    "REFUSED_STATUS",
+    "RETRYABLE_STATUS",
+    "USER_AGENT",
+    "AsyncTransport",
+    "RetryAfterWait",
+    "RetryPolicy",
+    "RetryableStatus",
+    "Transport",
+    "api_error",
+    "error_fields",
+    "form_post",
+    "parse_retry_after",
+    "redact_url",
+    "response_json",
+    "retried_errors",
+    "retry_arguments",
+    "retryable_response",
+]
 
 if TYPE_CHECKING:
     import httpx
@@ -57,10 +83,6 @@ log = logging.getLogger(__name__)
 
 #: (connect, read) seconds. CARTO's synchronous APIs give up after one minute themselves.
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
-#: Answers worth another try of an idempotent call.
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-#: Answers meaning "not accepted, try later": safe to repeat even a call that creates something.
-REFUSED_STATUS = frozenset({429, 503})
 USER_AGENT = f"airflow-provider-carto/{__version__}"
 UNREACHABLE_HINT = "Check the API base URL and the network."
 
@@ -69,125 +91,10 @@ Timeout = float | tuple[float, float]
 TokenSource = Callable[[str | None], str]
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How transient failures are retried.
-
-    ``attempts`` counts every try (5 means 1 call plus up to 4 retries); waits grow from
-    ``initial_wait`` doubling up to ``max_wait`` (plus up to ``initial_wait`` of jitter); a server's
-    ``Retry-After`` is honoured up to ``max_retry_after`` seconds; ``budget`` (seconds, optional)
-    bounds the whole effort whatever ``attempts`` says.
-    """
-
-    attempts: int = 5
-    initial_wait: float = 0.5
-    max_wait: float = 10.0
-    max_retry_after: float = 60.0
-    budget: float | None = None
-
-
-DEFAULT_RETRY = RetryPolicy()
-
-
-class RetryableStatus(Exception):
-    """An answer whose status is worth another try (raised inside a retry loop, never to callers)."""
-
-    def __init__(self, response: Any) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def retryable_response(retry_state: tenacity.RetryCallState) -> Any:
-    """The response behind a :class:`RetryableStatus` outcome, else None."""
-    exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
-    return exc.response if isinstance(exc, RetryableStatus) else None
-
-
-class RetryAfterWait(tenacity.wait.wait_base):
-    """The server's ``Retry-After`` when it sent one (capped), else capped exponential backoff."""
-
-    def __init__(
-        self,
-        policy: RetryPolicy,
-        response_of: Callable[[tenacity.RetryCallState], Any] = retryable_response,
-    ) -> None:
-        self.policy = policy
-        self.response_of = response_of
-        self.backoff = tenacity.wait_exponential_jitter(
-            initial=policy.initial_wait, max=policy.max_wait, jitter=policy.initial_wait
-        )
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        response = self.response_of(retry_state)
-        retry_after = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
-        if retry_after is not None:
-            return min(retry_after, self.policy.max_retry_after)
-        return float(self.backoff(retry_state))
-
-
 def redact_url(url: str) -> str:
     """The URL without query string or fragment (CARTO examples put tokens in ``access_token=``)."""
     parts = urlsplit(str(url))
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-def retried_errors(*, at_most_once: bool) -> tuple[type[BaseException], ...]:
-    """The exceptions a call is retried on: for an at-most-once call, only those raised before
-    anything was sent."""
-    import httpx
-
-    if at_most_once:
-        return (httpx.ConnectError, httpx.ConnectTimeout, RetryableStatus)
-    return (httpx.TransportError, RetryableStatus)
-
-
-def retry_arguments(policy: RetryPolicy, *, at_most_once: bool, label: str) -> dict[str, Any]:
-    """The keyword arguments of ``tenacity.Retrying`` and ``tenacity.AsyncRetrying`` alike.
-
-    The last answer of a persisting retryable status is returned (not raised), so the caller reports
-    the server's own error body.
-    """
-    stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(max(1, policy.attempts))
-    if policy.budget is not None:
-        stop = stop | tenacity.stop_after_delay(policy.budget)
-
-    def log_retry(state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        reason = (
-            f"HTTP {exc.response.status_code}" if isinstance(exc, RetryableStatus) else type(exc).__name__
-        )
-        wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning("CARTO %s failed (%s); try %d again in %.1f s", label, reason, state.attempt_number, wait)
-
-    def give_up(state: tenacity.RetryCallState) -> Any:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RetryableStatus):
-            return exc.response
-        raise exc if exc is not None else AssertionError("no outcome")
-
-    return {
-        "stop": stop,
-        "wait": RetryAfterWait(policy),
-        "retry": tenacity.retry_if_exception_type(retried_errors(at_most_once=at_most_once)),
-        "before_sleep": log_retry,
-        "retry_error_callback": give_up,
-    }
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -254,6 +161,26 @@ def response_json(response: Any) -> Any:
 # ---------------------------------------------------------------------------------------------- transports
 
 
+@dataclass(frozen=True)
+class Call:
+    """One request as its caller described it, with the transport's own options resolved."""
+
+    method: str
+    url: str
+    at_most_once: bool
+    authorize: bool
+    raise_for_status: bool
+    retry: dict[str, Any]
+    options: dict[str, Any]
+
+    def request(self, token: str | None) -> dict[str, Any]:
+        """The arguments of ``httpx.Client.request`` for one attempt, with ``token`` as bearer."""
+        headers = dict(self.options.get("headers") or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return {**self.options, "method": self.method, "url": self.url, "headers": headers}
+
+
 class _Base:
     """What the sync and async transports share: URLs, headers, timeouts, retries and errors."""
 
@@ -293,19 +220,23 @@ class _Base:
             "follow_redirects": False,
         }
 
-    def _retry(self, method: str, url: str, at_most_once: bool, policy: RetryPolicy | None) -> dict[str, Any]:
-        return retry_arguments(
-            policy or self.policy, at_most_once=at_most_once, label=f"{method} {redact_url(url)}"
-        )
-
-    @staticmethod
-    def _options(token: str | None, timeout: Timeout | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        headers = dict(kwargs.pop("headers", None) or {})
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
+    def _call(self, method: str, path: str, options: dict[str, Any]) -> Call:
+        """The call ``request``/``arequest`` were asked for, its transport options taken out."""
+        url = self.url(path)
+        at_most_once = bool(options.pop("at_most_once", False))
+        policy = options.pop("policy", None) or self.policy
+        timeout = options.pop("timeout", None)
         if timeout is not None:
-            kwargs["timeout"] = _Base._httpx_timeout(timeout)
-        return {**kwargs, "headers": headers}
+            options["timeout"] = self._httpx_timeout(timeout)
+        return Call(
+            method=method,
+            url=url,
+            at_most_once=at_most_once,
+            authorize=bool(options.pop("authorize", True)) and self.tokens is not None,
+            raise_for_status=bool(options.pop("raise_for_status", True)),
+            retry=retry_arguments(policy, at_most_once=at_most_once, label=f"{method} {redact_url(url)}"),
+            options=options,
+        )
 
     @staticmethod
     def _checked(response: httpx.Response, at_most_once: bool) -> httpx.Response:
@@ -314,7 +245,7 @@ class _Base:
         return response
 
     @contextlib.contextmanager
-    def _no_answer_as_api_error(self, method: str, url: str, at_most_once: bool) -> Iterator[None]:
+    def _no_answer_as_api_error(self, call: Call) -> Iterator[None]:
         """Turn "no answer at all" into a CartoAPIError (``status`` None) saying what it means."""
         import httpx
 
@@ -326,12 +257,12 @@ class _Base:
             message = (
                 f"The CARTO API at {self.base_url} {kind} ({type(exc).__name__}). {self.unreachable_hint}"
             )
-            if at_most_once and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            if call.at_most_once and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
                 message += (
-                    f" CARTO may have acted on this {method} {redact_url(url)} anyway: check before running"
-                    " it again (it is not repeated automatically because it must not run twice)."
+                    f" CARTO may have acted on this {call.method} {redact_url(call.url)} anyway: check before"
+                    " running it again (it is not repeated automatically because it must not run twice)."
                 )
-            raise CartoAPIError(message, url=redact_url(url)) from None
+            raise CartoAPIError(message, url=redact_url(call.url)) from None
 
     def _finish(self, response: httpx.Response, raise_for_status: bool) -> httpx.Response:
         if raise_for_status and response.status_code >= 400:
@@ -369,33 +300,27 @@ class Transport(_Base):
             self._client = httpx.Client(**self._client_options())
         return self._client
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        at_most_once: bool = False,
-        authorize: bool = True,
-        raise_for_status: bool = True,
-        policy: RetryPolicy | None = None,
-        timeout: Timeout | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """Send a request (``kwargs`` go to ``httpx.Client.request``: ``json``, ``data``, ``params``,
-        ``headers``); return the final response, or raise CartoAPIError (see the module doc)."""
-        url = self.url(path)
-        retrying = tenacity.Retrying(**self._retry(method, url, at_most_once, policy))
+    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """Send a request; return the final response, or raise CartoAPIError (see the module doc).
+
+        ``options``: ``at_most_once`` (False), ``authorize`` (True: a bearer token from ``tokens``),
+        ``raise_for_status`` (True), ``policy`` and ``timeout`` (this transport's by default); the
+        rest go to ``httpx.Client.request`` (``json``, ``data``, ``params``, ``headers``).
+        """
+        call = self._call(method, path, options)
+        retrying = tenacity.Retrying(**call.retry)
 
         def send(token: str | None) -> httpx.Response:
-            options = self._options(token, timeout, dict(kwargs))
-            return retrying(lambda: self._checked(self._http().request(method, url, **options), at_most_once))
+            return retrying(
+                lambda: self._checked(self._http().request(**call.request(token)), call.at_most_once)
+            )
 
-        with self._no_answer_as_api_error(method, url, at_most_once):
-            token = self.tokens(None) if authorize and self.tokens else None
+        with self._no_answer_as_api_error(call):
+            token = self.tokens(None) if call.authorize and self.tokens else None
             response = send(token)
             if response.status_code == 401 and token is not None and self.tokens is not None:
                 response = send(self.tokens(token))
-        return self._finish(response, raise_for_status)
+        return self._finish(response, call.raise_for_status)
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`request`, then the JSON body (``{}`` when empty)."""
@@ -434,37 +359,20 @@ class AsyncTransport(_Base):
     async def _token(self, rejected: str | None) -> str | None:
         return None if self.tokens is None else await asyncio.to_thread(self.tokens, rejected)
 
-    async def arequest(
-        self,
-        method: str,
-        path: str,
-        *,
-        at_most_once: bool = False,
-        authorize: bool = True,
-        raise_for_status: bool = True,
-        policy: RetryPolicy | None = None,
-        timeout: Timeout | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """The async :meth:`Transport.request`."""
-        url = self.url(path)
-        retrying = tenacity.AsyncRetrying(**self._retry(method, url, at_most_once, policy))
+    async def arequest(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """The async :meth:`Transport.request` (same options)."""
+        call = self._call(method, path, options)
+        retrying = tenacity.AsyncRetrying(**call.retry)
 
-        async def send(token: str | None) -> httpx.Response:
-            options = self._options(token, timeout, dict(kwargs))
+        async def attempt(token: str | None) -> httpx.Response:
+            return self._checked(await self._http().request(**call.request(token)), call.at_most_once)
 
-            async def attempt() -> httpx.Response:
-                return self._checked(await self._http().request(method, url, **options), at_most_once)
-
-            response: httpx.Response = await retrying(attempt)
-            return response
-
-        with self._no_answer_as_api_error(method, url, at_most_once):
-            token = await self._token(None) if authorize else None
-            response = await send(token)
+        with self._no_answer_as_api_error(call):
+            token = await self._token(None) if call.authorize else None
+            response: httpx.Response = await retrying(attempt, token)
             if response.status_code == 401 and token is not None:
-                response = await send(await self._token(token))
-        return self._finish(response, raise_for_status)
+                response = await retrying(attempt, await self._token(token))
+        return self._finish(response, call.raise_for_status)
 
     async def arequest_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`arequest`, then the JSON body (``{}`` when empty)."""

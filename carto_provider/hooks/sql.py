@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from carto_provider.hooks.carto import CartoAuthHook
@@ -249,29 +249,16 @@ class CartoSQLHook(CartoAuthHook):
 
     # ------------------------------------------------------------------ Imports API
 
-    def create_import(
-        self,
-        url: str,
-        destination: str,
-        *,
-        connection: str = CARTO_DW,
-        overwrite: bool = False,
-        autoguessing: bool = True,
-        schema: Sequence[Mapping[str, str]] | None = None,
-    ) -> CartoJob:
+    def create_import(self, url: str, destination: str, **options: Any) -> CartoJob:
         """Start importing the file at ``url`` into the table ``destination`` (``POST /v3/imports``).
 
-        CARTO runs at most 5 imports at once and answers 429 beyond; that is waited out here
-        (``import_retry``). ``schema`` needs ``autoguessing=False`` (CARTO ignores it otherwise).
+        ``options``: ``connection`` (``carto_dw``), ``overwrite`` (False), ``autoguessing`` (True) and
+        ``schema`` (columns ``{"name", "type"}``; needs ``autoguessing=False``, as CARTO ignores it
+        otherwise). CARTO runs at most 5 imports at once and answers 429 beyond; that is waited out
+        here (``import_retry``).
         """
-        body = import_body(
-            url=url,
-            destination=destination,
-            connection=connection,
-            overwrite=overwrite,
-            autoguessing=autoguessing,
-            schema=schema,
-        )
+        connection = options.setdefault("connection", CARTO_DW)
+        body = import_body(url=url, destination=destination, **options)
         job = CartoJob.from_response(
             IMPORT, self._create(import_path(), body, policy=self.import_retry), connection=connection
         )

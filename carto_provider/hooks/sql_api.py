@@ -69,9 +69,9 @@ def import_body(
     *,
     url: str,
     destination: str,
-    connection: str,
-    overwrite: bool,
-    autoguessing: bool,
+    connection: str = CARTO_DW,
+    overwrite: bool = False,
+    autoguessing: bool = True,
     schema: Sequence[Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The body of ``POST /v3/imports``.

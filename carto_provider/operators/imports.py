@@ -59,9 +59,9 @@ class CartoImportOperator(CartoJobOperator):
         url: str,
         destination: str,
         connection: str = CARTO_DW,
+        schema: Sequence[Mapping[str, str]] | None = None,
         overwrite: bool = False,
         autoguessing: bool = True,
-        schema: Sequence[Mapping[str, str]] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", default_outlets(destination, connection))  # carto_provider.assets
@@ -71,12 +71,8 @@ class CartoImportOperator(CartoJobOperator):
                 f"{kwargs.get('task_id')}: CARTO ignores an import schema while autoguessing is on; "
                 "pass autoguessing=False with it."
             )
-        self.schema = schema
-        self.url = url
-        self.destination = destination
-        self.connection = connection
-        self.overwrite = overwrite
-        self.autoguessing = autoguessing
+        self.url, self.destination, self.connection = url, destination, connection
+        self.schema, self.overwrite, self.autoguessing = schema, overwrite, autoguessing
 
     def execute(self, context: Context) -> Any:
         mask_url_credentials(self.url)

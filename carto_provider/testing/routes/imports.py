@@ -38,13 +38,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from carto_provider.testing.routes import state_of
-from carto_provider.testing.routes.background import (
-    DEFAULT_WORDS,
-    BackgroundJob,
-    JobFailure,
-    JobStore,
-    new_job_id,
-)
+from carto_provider.testing.routes.background import BackgroundJob, JobFailure, JobStore, new_job_id
 from carto_provider.testing.routes.common import EmulatorHTTPError, require_api_token
 from carto_provider.testing.routes.sql import json_body, sql_api
 from carto_provider.testing.state import EmulatorState
@@ -458,21 +452,21 @@ async def create_import(request: Request) -> dict[str, Any] | JSONResponse:
         )
     state.record("import", issued.subject)
     job.start(_import_work(state, body))
-    return job.render(DEFAULT_WORDS)
+    return job.render()
 
 
 @router.get("/v3/imports")
 async def list_imports(request: Request) -> dict[str, Any]:
     """Every import, newest first."""
     require_api_token(request)
-    return {"data": [job.render(DEFAULT_WORDS) for job in imports_api(state_of(request)).jobs.newest_first()]}
+    return {"data": [job.render() for job in imports_api(state_of(request)).jobs.newest_first()]}
 
 
 @router.get("/v3/imports/{job_id}")
 async def get_import(request: Request, job_id: str) -> dict[str, Any]:
     """An import's state."""
     _, job = _import(request, job_id)
-    return job.render(DEFAULT_WORDS)
+    return job.render()
 
 
 @router.post("/v3/imports/{job_id}/cancel")
@@ -481,4 +475,4 @@ async def cancel_import(request: Request, job_id: str) -> dict[str, Any]:
     _, job = _import(request, job_id)
     if job.cancel():
         state_of(request).record("import_cancelled", job_id)
-    return job.render(DEFAULT_WORDS)
+    return job.render()

@@ -287,14 +287,19 @@ def run_script(
 # ---------------------------------------------------------------------------------------------- JSON
 
 
+#: How CARTO's JSON shows warehouse values that JSON has no type for.
+_JSON_FORMS: tuple[tuple[Any, Callable[[Any], Any]], ...] = (
+    (dt.datetime | dt.date | dt.time, lambda v: v.isoformat()),
+    (decimal.Decimal, float),
+    (bytes | bytearray, lambda v: base64.b64encode(v).decode()),
+)
+
+
 def jsonable(value: Any) -> Any:
     """A warehouse value as CARTO's JSON shows it."""
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode()
+    for kinds, form in _JSON_FORMS:
+        if isinstance(value, kinds):
+            return form(value)
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
