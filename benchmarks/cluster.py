@@ -43,8 +43,8 @@ def markdown(figures: dict[str, Any]) -> str:
         "|---|---|",
         f"| Cluster start (Postgres, Redis, migrations, 6 Airflow processes, DAGs parsed) | "
         f"{_get(figures, 'startup_seconds', '.0f')} s |",
-        "| `carto_daily_etl`, one run end to end through the REST API | "
-        f"{_get(figures, 'daily_etl_seconds')} s |",
+        "| `carto_daily_etl`, one run end to end through the REST API (deferrable / polling) | "
+        f"{_get(figures, 'daily_etl_seconds')} s / {_get(figures, 'etl_polling_wall')} s |",
         f"| DAG runs per minute end to end ({figures.get('fleet_runs', 'n/a')} concurrent runs of a "
         f"2-task DAG) | {_get(figures, 'fleet_runs_per_minute')} |",
         "| CARTO token requests per 100 task runs (Redis token cache, cold start) | "

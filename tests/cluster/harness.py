@@ -213,13 +213,14 @@ class AirflowCluster:
             self.wait_for_worker(name)
 
     def stop(self, failed: bool = False) -> None:
-        """Stop every process (workers first), stop the servers, and delete the directory."""
+        """Stop every Airflow process, then the servers, and delete the directory."""
         if failed:
             for service in self.services.values():
                 sys.stderr.write(f"\n===== {service.name} (end of log) =====\n{service.tail()}\n")
-        for name in (*WORKERS, "triggerer", "scheduler", "dag-processor", "api-server"):
-            if name in self.services:
-                self.services[name].stop()
+        for service in self.services.values():  # all at once: each takes seconds to wind down
+            service.terminate()
+        for service in self.services.values():
+            service.stop()
         for part in (self.carto.stop, self.redis.stop, self.postgres.stop):
             try:
                 part()

@@ -58,6 +58,7 @@ class Service:
         self.name, self.argv, self.env, self.log, self.cwd = name, argv, dict(env), log, cwd
         self.process: subprocess.Popen[bytes] | None = None
         self.log_offset = 0
+        self._stopping: list[psutil.Process] | None = None
 
     def start(self) -> Service:
         """Start the command (appending to its log)."""
@@ -97,12 +98,18 @@ class Service:
             _signal(member, signal.SIGKILL)
         self._reap(members, timeout=10)
 
+    def terminate(self) -> None:
+        """Ask the group to stop (SIGTERM) without waiting; :meth:`stop` then waits for it."""
+        if self.process is not None and self._stopping is None:
+            self._stopping = self._members()
+            _signal_group(self.process.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM the group (a graceful stop), then SIGKILL whatever is left after ``timeout``."""
         if self.process is None:
             return
-        members = self._members()
-        _signal_group(self.process.pid, signal.SIGTERM)
+        self.terminate()
+        members, self._stopping = self._stopping or [], None
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=timeout)
         _gone, alive = psutil.wait_procs(members, timeout=5)
