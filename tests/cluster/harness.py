@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -265,22 +266,32 @@ class AirflowCluster:
         """Forget every cached CARTO token: the Redis token cache's database and each machine's files."""
         import redis
 
-        redis.Redis.from_url(self.env["AIRFLOW__CARTO__TOKEN_CACHE_REDIS_URL"]).flushdb()
-        for cache in (self.root / "home").glob("*/.carto-auth"):
-            shutil.rmtree(cache)
+        from carto_provider.auth.carto_auth import default_cache_path
 
-    def fail_for(self, pattern: str, seconds: float, status: int = 503) -> threading.Timer:
+        redis.Redis.from_url(self.env["AIRFLOW__CARTO__TOKEN_CACHE_REDIS_URL"]).flushdb()
+        cache_dir = default_cache_path("token").parent.relative_to(Path.home())  # where under a HOME
+        for home in (self.root / "home").iterdir():
+            shutil.rmtree(home / cache_dir, ignore_errors=True)
+        left = [str(path) for path in (self.root / "home").rglob("*token*")]
+        if left:  # the provider keeps tokens somewhere else now: a cold start would not be cold
+            raise RuntimeError(f"token files left after clearing the caches: {left}")
+
+    def fail_for(self, pattern: str, seconds: float, status: int = 503) -> threading.Thread:
         """Make the emulator answer ``status`` to every request matching ``pattern`` (``"METHOD /path"``)
-        for ``seconds``, from now; the returned timer lifts the fault (``join`` it to wait)."""
+        for ``seconds`` counted from the first such request (so the outage is as long for every
+        caller whenever the tasks get there); ``join`` the returned thread to wait for the end."""
+        first = self.carto.calls(pattern) + 1
         self.carto.add_fault(pattern, status, times=10**9)
 
-        def lift() -> None:
+        def outage() -> None:
+            wait_for(f"a request matching {pattern}", lambda: self.carto.calls(pattern) >= first, 600, 0.1)
+            time.sleep(seconds)
             with self.carto.state.lock:
                 self.carto.state.faults[:] = [f for f in self.carto.state.faults if f.pattern != pattern]
 
-        timer = threading.Timer(seconds, lift)
-        timer.start()
-        return timer
+        thread = threading.Thread(target=outage, name=f"outage {pattern}", daemon=True)
+        thread.start()
+        return thread
 
     def reconfigure_workers(self, **env: str) -> None:
         """Restart both Celery workers (gracefully) with ``env`` added to their settings."""
