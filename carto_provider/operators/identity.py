@@ -16,10 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from carto_provider.hooks.jobs import JobKind
+
+log = logging.getLogger(__name__)
 
 #: ``metadata["source"]`` of the jobs this provider starts.
 SOURCE = "airflow-provider-carto"
@@ -119,13 +122,22 @@ class TaskIdentity:
         return f"carto_{kind.label.replace(' ', '_')}_id"
 
     def remember(self, kind: JobKind, job_id: str) -> None:
-        """Keep the job id in the task state store (Airflow 3.3+) for a later try."""
-        if self.store is not None:
+        """Keep the job id in the task state store (Airflow 3.3+) for a later try. Best effort: the
+        job has started, so a store that fails is logged, never the task's failure."""
+        if self.store is None:
+            return
+        try:
             self.store.set(self._key(kind), job_id)
+        except Exception as exc:
+            log.warning("Could not keep CARTO %s %r for a retry to find: %s", kind.label, job_id, exc)
 
     def recalled(self, kind: JobKind) -> str | None:
         """The job id an earlier try kept, if the task state store has one."""
         if self.store is None:
             return None
-        value = self.store.get(self._key(kind))
+        try:
+            value = self.store.get(self._key(kind))
+        except Exception as exc:
+            log.warning("Could not read the task state store (%s): starting a new CARTO %s", exc, kind.label)
+            return None
         return str(value) if value else None

@@ -154,3 +154,56 @@ def test_a_rerun_of_the_same_try_number_starts_anew(fast_carto):
             task_context(1, "t")
         )
     assert len(list(sql_jobs(fast_carto))) == 2
+
+
+class StateStore(dict):
+    """What Airflow 3.3 hands a task as ``context["task_state_store"]`` (get/set), kept across tries."""
+
+    def set(self, key, value):
+        self[key] = value
+
+
+class BrokenStateStore:
+    def get(self, key, default=None):
+        raise RuntimeError("state store backend down")
+
+    set = get
+
+
+def test_an_import_is_found_again_through_the_task_state_store(fast_carto):
+    from carto_provider.operators.imports import CartoImportOperator
+    from carto_provider.testing.routes.imports import imports_api
+
+    imports_api(fast_carto.state).settings.duration = 1.0
+    store = StateStore()
+
+    def try_number(n: int, **kwargs) -> dict:
+        context = {**task_context(n, "load"), "task_state_store": store}
+        return CartoImportOperator(
+            task_id="load",
+            url=f"{fast_carto.url}/emulator/files/stores.geojson",
+            destination=f"{PROJECT}.shared.stores",
+            poll_interval=0.1,
+            deferrable=False,
+            **kwargs,
+        ).execute(context)
+
+    first = try_number(1, wait_for_completion=False)  # ... and the worker dies
+    assert store == {"carto_import_id": first["job_id"]}
+    second = try_number(2)
+    assert second["job_id"] == first["job_id"] and second["rows_imported"] == 5
+    assert fast_carto.calls("POST /v3/imports") == 1
+
+
+def test_a_failing_task_state_store_never_fails_the_task(fast_carto):
+    from carto_provider.operators.imports import CartoImportOperator
+
+    context = {**task_context(1, "load"), "task_state_store": BrokenStateStore()}
+    result = CartoImportOperator(
+        task_id="load",
+        url=f"{fast_carto.url}/emulator/files/stores.geojson",
+        destination=f"{PROJECT}.shared.stores",
+        poll_interval=0.1,
+        deferrable=False,
+    ).execute(context)
+    assert result["rows_imported"] == 5
