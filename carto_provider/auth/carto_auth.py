@@ -16,14 +16,15 @@ from carto_provider.auth.dw import (
     build_dw_client,
     parse_dw_token_response,
 )
-from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, new_session, response_body
+from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, response_body
 from carto_provider.auth.m2m import request_client_credentials_token
-from carto_provider.auth.session import authorized_request
+from carto_provider.auth.session import api_error
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.errors import CartoAPIError, CredentialsAPIError, CredentialsConfigError, CredentialsError
+from carto_provider.transport import Transport
 
 if TYPE_CHECKING:
-    import requests
+    import httpx
     from google.cloud.bigquery import Client
 
 M2M_CACHE_FILENAME = "token_m2m.json"
@@ -65,13 +66,12 @@ def _m2m_parts(
             },
             source="CartoAuth('m2m')",
         )
-        session = new_session()
         key = m2m_cache_key(credentials)
         if given is not None and use_cache:
             cache.store(key, given)  # as carto-auth saves the given token to its cache file
 
         def fetch() -> AccessToken:
-            return request_client_credentials_token(credentials, session)
+            return request_client_credentials_token(credentials)
 
         return {"api_base_url": api_base_url, "cache": cache, "cache_key": key, "fetch_token": fetch}
 
@@ -172,7 +172,6 @@ class CartoAuth:
         cache: TokenStore,
         cache_key: CacheKey,
         fetch_token: Callable[[], AccessToken],
-        session: requests.Session | None = None,
         retry_policy: RetryPolicy = DEFAULT_RETRY,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         on_secret: Callable[[str], None] | None = None,
@@ -189,7 +188,7 @@ class CartoAuth:
         self.bigquery_api_endpoint = bigquery_api_endpoint
         self.dw_token_lifetime = dw_token_lifetime
         self._fetch_token = fetch_token
-        self._session = session
+        self._transport: Transport | None = None
         self._on_secret = on_secret
         self._masked: set[str] = set()
         self._current: AccessToken | None = None  # the hot path's copy; see get_access_token
@@ -241,7 +240,6 @@ class CartoAuth:
         ``cache=`` replaces the file cache, e.g. with a
         :class:`~carto_provider.auth.redis_cache.RedisTokenCache` shared by a fleet of machines.
         """
-        session = kwargs.pop("session", None) or new_session()
         policy = kwargs.get("retry_policy", DEFAULT_RETRY)
         timeout = kwargs.get("timeout", DEFAULT_TIMEOUT)
         lock_timeout = kwargs.pop("lock_timeout", None) or single_flight_wait(policy, timeout)
@@ -250,10 +248,7 @@ class CartoAuth:
             api_base_url=credentials.api_base_url,
             cache=cache,
             cache_key=m2m_cache_key(credentials),
-            fetch_token=lambda: request_client_credentials_token(
-                credentials, session, policy=policy, timeout=timeout
-            ),
-            session=session,
+            fetch_token=lambda: request_client_credentials_token(credentials, policy=policy, timeout=timeout),
             **kwargs,
         )
 
@@ -345,31 +340,30 @@ class CartoAuth:
             raise CredentialsConfigError("api_base_url required")  # carto-auth's message
         return self.api_base_url
 
-    def request(
-        self, method: str, path: str, *, session: requests.Session | None = None, **kwargs: Any
-    ) -> requests.Response:
-        """Call the CARTO API (``path`` relative to the base URL) with the token handled.
-
-        A 401 refreshes the token once and retries once; transient failures are retried; any other
-        failure raises :class:`~carto_provider.auth.errors.CartoAPIError` with CARTO's error.
-        ``session`` replaces this object's HTTP session (e.g. one with other transport retries);
-        other keyword arguments go to :func:`~carto_provider.auth.session.authorized_request`.
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call the CARTO API (``path`` relative to the base URL) through the package's transport,
+        with the token handled: a 401 refreshes it once and the call is sent once more; transient
+        failures are retried; redirects are never followed; any other failure (a 3xx included)
+        raises :class:`~carto_provider.errors.CartoAPIError` with CARTO's error. Keyword arguments
+        go to :meth:`carto_provider.transport.Transport.request` (``json``, ``params``, ``policy``...).
         """
-        kwargs.setdefault("policy", self.retry_policy)
-        kwargs.setdefault("timeout", self.timeout)
-        return authorized_request(
-            session or self._http_session(),
-            lambda rejected: self.get_token(rejected=rejected).value,
-            self._base_url(),
-            method,
-            path,
-            **kwargs,
-        )
+        raise_for_status = kwargs.pop("raise_for_status", True)
+        response = self._api_transport().request(method, path, raise_for_status=False, **kwargs)
+        if raise_for_status and response.status_code >= 300:
+            used = self._current.value if self._current is not None else None
+            raise api_error(response, api_base_url=self._base_url(), secrets=[used])
+        return response
 
-    def _http_session(self) -> requests.Session:
-        if self._session is None:
-            self._session = new_session()
-        return self._session
+    def _api_transport(self) -> Transport:
+        """One transport per object (one HTTP connection pool), opened on first use."""
+        if self._transport is None:
+            self._transport = Transport(
+                self._base_url(),
+                tokens=lambda rejected: self.get_token(rejected=rejected).value,
+                policy=self.retry_policy,
+                timeout=self.timeout,
+            )
+        return self._transport
 
     # ------------------------------------------------------------------ CARTO Data Warehouse
 

@@ -19,14 +19,15 @@ from carto_provider.auth.config import normalize_base_url
 from carto_provider.auth.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    NoAnswer,
     RetryPolicy,
     error_detail,
     error_fields,
     response_body,
-    send,
+    unauthenticated_call,
     unreachable_message,
 )
-from carto_provider.auth.untrusted import MAX_BODY_BYTES, UnusableBody, location_host, redact
+from carto_provider.auth.untrusted import UnusableBody, location_host, redact
 from carto_provider.auth.urls import check_authority, is_loopback_host, shown
 from carto_provider.errors import CredentialsAPIError, CredentialsConfigError
 
@@ -38,7 +39,7 @@ _HINT = (
 )
 
 if TYPE_CHECKING:
-    import requests
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,6 @@ def config_url(tenant_domain: str) -> str:
 
 
 def _get(
-    session: requests.Session,
     url: str,
     *,
     what: str,
@@ -81,23 +81,16 @@ def _get(
     timeout: float | tuple[float, float],
     headers: dict[str, str] | None = None,
     secrets: tuple[str, ...] = (),
-) -> requests.Response:
-
-    import requests  # on first use: not at DAG-parse time
-
+) -> httpx.Response:
     try:
-        response = send(
-            session, "GET", url, policy=policy, timeout=timeout, headers=headers, max_body=MAX_BODY_BYTES
-        )
+        response = unauthenticated_call("GET", url, policy=policy, timeout=timeout, headers=headers)
     except UnusableBody as exc:
         raise CredentialsAPIError(
             f"{what} at {url} sent an unusable answer ({exc}). {_HINT}", url=url
         ) from None
-    except requests.RequestException as exc:
+    except NoAnswer as exc:
         raise CredentialsAPIError(
-            unreachable_message(
-                f"{what} at {url}", exc, timed_out=isinstance(exc, requests.Timeout), hint=_HINT
-            ),
+            unreachable_message(f"{what} at {url}", exc, timed_out=exc.timed_out, hint=_HINT),
             url=url,
         ) from None
     if 300 <= response.status_code < 400:
@@ -164,14 +157,12 @@ def discover_account(
     access_token: str,
     *,
     auth_url: str,
-    session: requests.Session,
     policy: RetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> Account:
     """The API base URL (and e-mail, when CARTO tells it) of the user who owns ``access_token``."""
     accounts_url = resolve_accounts_url(auth_url)
     response = _get(
-        session,
         accounts_url,
         what="CARTO's accounts service",
         policy=policy,
@@ -181,7 +172,5 @@ def discover_account(
     )
     tenant_domain, email = _account_fields(response_body(response), accounts_url, access_token)
     tenant_config = config_url(tenant_domain)
-    response = _get(
-        session, tenant_config, what="The CARTO tenant configuration", policy=policy, timeout=timeout
-    )
+    response = _get(tenant_config, what="The CARTO tenant configuration", policy=policy, timeout=timeout)
     return Account(_base_url_from_config(response.text, tenant_config), tenant_domain, email)

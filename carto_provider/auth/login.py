@@ -24,14 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import requests
-
 from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT
 from carto_provider.auth.carto_auth import CartoAuth
 from carto_provider.auth.config import normalize_base_url
 from carto_provider.auth.discovery import discover_account
 from carto_provider.auth.errors import CredentialsError, LoginRequiredError
-from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, new_session
+from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
 from carto_provider.auth.loopback import LoopbackListener
 from carto_provider.auth.oauth import (
     LoginInfo,
@@ -184,7 +182,6 @@ def _login_info(
     token: AccessToken,
     client: OAuthClient,
     api_base_url: str | None,
-    session: requests.Session,
     policy: RetryPolicy,
     timeout: float | tuple[float, float],
 ) -> LoginInfo:
@@ -194,9 +191,7 @@ def _login_info(
         (v for k, v in claims.items() if (k == "email" or k.endswith("/email")) and isinstance(v, str)), None
     )
     if api_base_url is None:
-        account = discover_account(
-            token.value, auth_url=client.auth_url, session=session, policy=policy, timeout=timeout
-        )
+        account = discover_account(token.value, auth_url=client.auth_url, policy=policy, timeout=timeout)
         api_base_url, email = account.api_base_url, account.email or email
     return LoginInfo(api_base_url=api_base_url, user=email or subject, subject=subject, org=client.org)
 
@@ -207,13 +202,11 @@ def interactive_login(
     api_base_url: str | None = None,
     open_browser: bool = True,
     ui: LoginUI | None = None,
-    session: requests.Session | None = None,
     policy: RetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> LoginToken:
     """Log the user in and return the token with its :class:`LoginInfo` (not cached: the caller does)."""
     ui = ui or LoginUI()
-    session = session or new_session()
     explicit = normalize_base_url(api_base_url) if api_base_url else None
     started = time.monotonic()
     verifier, state = new_verifier(), new_state()
@@ -229,11 +222,10 @@ def interactive_login(
         code=code,
         verifier=verifier,
         redirect_uri=redirect_uri,
-        session=session,
         policy=policy,
         timeout=timeout,
     )
-    info = _login_info(token, client, explicit, session, policy, timeout)
+    info = _login_info(token, client, explicit, policy, timeout)
     log.info(
         "Logged in to CARTO as %s (%s) in %.1f s; token fp=%s",
         info.user,
@@ -266,7 +258,6 @@ def oauth_parts(
     redirect_uri: str | None = None,
     paste_redirect_uri: str | None = None,
     login_ui: LoginUI | None = None,
-    session: requests.Session | None = None,
     lock_timeout: float | None = None,
     retry_policy: RetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
@@ -282,7 +273,6 @@ def oauth_parts(
     )
     explicit = normalize_base_url(api_base_url) if api_base_url else None
     path = (cache_filepath or default_login_cache_path()) if use_cache else None
-    session = session or new_session()
     cache = login_cache(path, lock_timeout=lock_timeout or DEFAULT_LOCK_TIMEOUT)
 
     def log_in() -> LoginToken:
@@ -292,7 +282,6 @@ def oauth_parts(
             api_base_url=explicit,
             open_browser=open_browser,
             ui=login_ui,
-            session=session,
             policy=retry_policy,
             timeout=timeout,
         )
@@ -310,7 +299,6 @@ def oauth_parts(
         "cache": cache,
         "cache_key": client.cache_key,
         "fetch_token": log_in,
-        "session": session,
         "retry_policy": retry_policy,
         "timeout": timeout,
     }

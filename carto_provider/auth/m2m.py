@@ -10,18 +10,19 @@ from carto_provider.auth.config import AUDIENCE, M2MCredentials
 from carto_provider.auth.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    NoAnswer,
     RetryPolicy,
     error_detail,
     error_fields,
-    send,
+    unauthenticated_call,
     unreachable_message,
 )
 from carto_provider.auth.tokens import AccessToken
-from carto_provider.auth.untrusted import MAX_BODY_BYTES, UnusableBody, parse_json, redact, redirect_error
+from carto_provider.auth.untrusted import UnusableBody, parse_json, redact, redirect_error
 from carto_provider.errors import CredentialsError
 
 if TYPE_CHECKING:
-    import requests
+    import httpx
 
 _FIX_HINTS = {
     400: "Check the auth URL and the client id.",
@@ -32,7 +33,7 @@ _FIX_HINTS = {
 
 
 def token_error(
-    response: requests.Response, *, what: str, client_id: str, secrets: Iterable[str | None] = ()
+    response: httpx.Response, *, what: str, client_id: str, secrets: Iterable[str | None] = ()
 ) -> CredentialsError:
     """A CredentialsError naming the server's ``error``/``error_description`` (secrets redacted), the
     status and a fix."""
@@ -54,26 +55,22 @@ def token_error(
     )
 
 
-def unreachable_error(exc: requests.RequestException, *, url: str) -> CredentialsError:
+def unreachable_error(exc: NoAnswer, *, url: str) -> CredentialsError:
     """A CredentialsError for an auth server that did not answer in time or at all."""
-
-    import requests  # on first use: not at DAG-parse time
-
     return CredentialsError(
         unreachable_message(
             f"The CARTO auth server at {url}",
             exc,
-            timed_out=isinstance(exc, requests.Timeout),
+            timed_out=exc.timed_out,
             hint="Check the auth URL and the network (proxy, firewall).",
         )
     )
 
 
-TokenRefusal = Callable[["requests.Response", Sequence[str]], CredentialsError]
+TokenRefusal = Callable[["httpx.Response", Sequence[str]], CredentialsError]
 
 
 def post_token_form(
-    session: requests.Session,
     token_url: str,
     form: Mapping[str, str],
     *,
@@ -90,23 +87,20 @@ def post_token_form(
     reads at most :data:`~.untrusted.MAX_BODY_BYTES`; ``refused`` builds the error for any other
     answer but 200, given the values of ``secret_fields`` to redact from the server's text.
     """
-
-    import requests  # on first use: not at DAG-parse time
+    import httpx  # noqa: F401  (loaded before the clock is read: its first import is not network time)
 
     secrets = [form[name] for name in secret_fields if form.get(name)]
     requested_at = time.time()
     try:
-        response = send(
-            session,
+        response = unauthenticated_call(
             "POST",
             token_url,
             policy=policy,
             timeout=timeout,
-            data=dict(form),
+            data=form,
             headers={"Accept": "application/json"},
-            max_body=MAX_BODY_BYTES,
         )
-    except requests.RequestException as exc:
+    except NoAnswer as exc:
         raise unreachable_error(exc, url=auth_url) from None
     except UnusableBody as exc:
         raise _unusable(auth_url, str(exc), None) from None
@@ -136,7 +130,6 @@ def _unusable(auth_url: str, why: str, status: int | None) -> CredentialsError:
 
 def request_client_credentials_token(
     credentials: M2MCredentials,
-    session: requests.Session,
     *,
     policy: RetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
@@ -144,7 +137,6 @@ def request_client_credentials_token(
 ) -> AccessToken:
     """POST ``grant_type=client_credentials`` to ``{auth_url}/oauth/token`` and return the token."""
     return post_token_form(
-        session,
         credentials.token_url,
         {
             "grant_type": "client_credentials",

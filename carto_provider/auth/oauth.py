@@ -31,7 +31,7 @@ from carto_provider.auth.urls import check_url
 from carto_provider.errors import CredentialsError, LoginRequiredError
 
 if TYPE_CHECKING:
-    import requests
+    import httpx
 
 #: CARTO's public PKCE client (the one carto-auth uses) and the redirects registered for it.
 CARTO_PUBLIC_CLIENT_ID = "0dxb8HR3ATXCxJiPOJVHsLoHoAtbRX6u"
@@ -193,7 +193,7 @@ def default_login_cache_path(token_cache_dir: str | os.PathLike[str] | None = No
     return default_cache_path(OAUTH_CACHE_FILENAME, token_cache_dir)
 
 
-def _refused_code(response: requests.Response, secrets: Sequence[str]) -> CredentialsError:
+def _refused_code(response: httpx.Response, secrets: Sequence[str]) -> CredentialsError:
     error, description = error_fields(response, secrets)
     detail = error_detail(response, secrets)
     return CredentialsError(
@@ -211,7 +211,6 @@ def exchange_code(
     code: str,
     verifier: str,
     redirect_uri: str,
-    session: requests.Session,
     policy: RetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> AccessToken:
@@ -225,7 +224,6 @@ def exchange_code(
         "audience": client.audience,
     }
     return post_token_form(
-        session,
         client.token_url,
         form,
         auth_url=client.auth_url,

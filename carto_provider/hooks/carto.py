@@ -29,7 +29,7 @@ from carto_provider.hooks.params import split_hook_params
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:
-    import requests
+    import httpx
     from google.cloud.bigquery import Client
 
 AUTH_TYPES = ("m2m", "oauth")
@@ -337,7 +337,7 @@ class CartoAuthHook(BaseHook):
         """A ``google.cloud.bigquery.Client`` for the CARTO Data Warehouse that refreshes its token."""
         return self.get_auth().get_carto_dw_client(**client_kwargs)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An authenticated CARTO API call (``path`` relative to the API base URL)."""
         return self.get_auth().request(method, path, **kwargs)
 

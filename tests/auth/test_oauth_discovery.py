@@ -14,7 +14,7 @@ from carto_provider.auth.discovery import (
     resolve_accounts_url,
 )
 from carto_provider.auth.errors import CartoAPIError
-from carto_provider.auth.http import RetryPolicy, new_session
+from carto_provider.auth.http import RetryPolicy
 
 FAST = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05)
 HINT = "--api-base-url"
@@ -31,9 +31,7 @@ def user_token(carto) -> str:
 
 def discover(carto, token: str | None = None, *, auth_url: str | None = None, **kwargs):
     kwargs.setdefault("policy", FAST)
-    return discover_account(
-        token or user_token(carto), auth_url=auth_url or carto.url, session=new_session(), **kwargs
-    )
+    return discover_account(token or user_token(carto), auth_url=auth_url or carto.url, **kwargs)
 
 
 def test_discovery_through_the_emulator(carto_emulator) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from carto_provider.auth import CartoAuth, CredentialsError, RetryPolicy
-from carto_provider.auth.http import new_session
 from carto_provider.errors import CartoAPIError
 from tests.auth.scripted_server import Answer, Received, ScriptedServer, token_answer
 
@@ -152,4 +151,4 @@ def test_discovery_redirects_are_refused_as_credentials_errors(tmp_path):
         ScriptedServer(lambda r: redirect) as server,
         pytest.raises(CredentialsError, match=r"'evil\.example'"),
     ):
-        discover_account("tok", auth_url=server.url, session=new_session(), policy=FAST)
+        discover_account("tok", auth_url=server.url, policy=FAST)
