@@ -10,8 +10,10 @@ The retry rules are re-exported here for the code and tests that import them fro
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from carto_provider.auth.untrusted import MAX_BODY_BYTES, UnusableBody, parse_json, redact
 from carto_provider.errors import CartoAPIError
@@ -62,6 +64,22 @@ class NoAnswer(Exception):
         self.timed_out = timed_out
 
 
+_TRANSPORTS: dict[tuple[str, RetryPolicy, Timeout], Transport] = {}
+_TRANSPORTS_LOCK = threading.Lock()
+
+
+def _transport_for(url: str, policy: RetryPolicy, timeout: Timeout) -> Transport:
+    """One transport (one connection pool, one TLS context) per origin and settings, per process: a
+    refresh of a short-lived token must not pay for a new client each time."""
+    parts = urlsplit(url)
+    key = (f"{parts.scheme}://{parts.netloc}", policy, timeout)
+    with _TRANSPORTS_LOCK:
+        transport = _TRANSPORTS.get(key)
+        if transport is None:
+            transport = _TRANSPORTS[key] = Transport(key[0], policy=policy, timeout=timeout)
+        return transport
+
+
 def unauthenticated_call(
     method: str,
     url: str,
@@ -79,13 +97,14 @@ def unauthenticated_call(
     options: dict[str, Any] = {"headers": dict(headers or {})}
     if data is not None:
         options["data"] = dict(data)
-    with Transport(url, policy=policy, timeout=timeout) as transport:
-        try:
-            response = transport.request(method, url, authorize=False, raise_for_status=False, **options)
-        except CartoAPIError as exc:
-            if exc.status is None:  # the transport's "no answer at all"
-                raise NoAnswer(timed_out="timed out" in str(exc)) from None
-            raise
+    try:
+        response = _transport_for(url, policy, timeout).request(
+            method, url, authorize=False, raise_for_status=False, **options
+        )
+    except CartoAPIError as exc:
+        if exc.status is None:  # the transport's "no answer at all"
+            raise NoAnswer(timed_out="timed out" in str(exc)) from None
+        raise
     if len(response.content) > MAX_BODY_BYTES:
         raise UnusableBody(f"the answer is larger than {MAX_BODY_BYTES // 1024} KiB")
     return response
