@@ -1,0 +1,305 @@
+"""The disk half of :class:`~.cache.TokenCache`: one private JSON file shared by the processes of a user.
+
+The directory is 0700 and the file 0600 from birth whatever the umask; writes go to a temporary file
+that replaces the old one atomically, so readers never see half a file and never lock; the lock is a
+sibling ``.lock`` file that is never deleted. Anything that cannot be used safely turns the cache into
+an in-memory one, with one WARNING: a file this package did not write (``carto-auth``'s format,
+invalid JSON: never overwritten, renamed or deleted), a FIFO, directory or device at the cache or lock
+path (never opened in a way that blocks), a directory that is not ours or not writable. One malformed
+entry is a miss for its key only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import secrets
+import stat
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from carto_provider.auth.tokens import AccessToken
+
+if TYPE_CHECKING:
+    from carto_provider.auth.cache import CacheKey
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = "carto-provider-token-cache"
+CACHE_VERSION = 1
+#: A cache file is a few KiB; a larger one is not ours.
+MAX_CACHE_FILE_BYTES = 1024 * 1024
+#: Entries that expired longer ago than this are dropped when the file is next written.
+EXPIRED_ENTRY_GRACE = 3600.0
+NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs"})
+
+_WARNED: set[tuple[str, ...]] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def _warn_once(key: tuple[str, ...], message: str, *args: Any) -> None:
+    with _WARNED_LOCK:
+        if key in _WARNED:
+            return
+        _WARNED.add(key)
+    log.warning(message, *args)
+
+
+@dataclass
+class _FileRead:
+    entries: dict[str, Any]
+    ours: bool = True  # False: a file this package did not write (carto-auth's...): never replaced
+
+
+class CacheFile:
+    """The cache file's reading, writing, locking and fallbacks (mixed into :class:`~.cache.TokenCache`,
+    which sets ``path``, ``lock_path``, ``lock_timeout``, ``token_class``, ``_disk`` and ``_dir_checked``)."""
+
+    path: Path | None
+    lock_timeout: float
+    token_class: type[AccessToken]
+    _disk: bool
+    _dir_checked: bool
+
+    @property
+    def lock_path(self) -> Path | None:
+        """The sibling lock file (kept, never deleted, so every process locks the same inode)."""
+        return self.path.with_name(self.path.name + ".lock") if self.path is not None else None
+
+    def _ready_for_disk(self) -> bool:
+        """Create/check the directory once; switch to memory-only (one WARNING) when it is unusable."""
+        if not self._disk or self.path is None:
+            return False
+        if self._dir_checked:
+            return True
+        directory = self.path.parent
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = directory.stat()
+            if st.st_uid != os.geteuid():
+                return self._go_memory_only(f"the directory {directory} belongs to another user")
+            if stat.S_IMODE(st.st_mode) & 0o077:
+                os.chmod(directory, 0o700)
+                _warn_once(
+                    ("perm-dir", str(directory)),
+                    "CARTO token cache directory %s was readable by others (mode %o); set it to 0700",
+                    directory,
+                    stat.S_IMODE(st.st_mode),
+                )
+            if not os.access(directory, os.W_OK | os.X_OK):
+                return self._go_memory_only(f"the directory {directory} is not writable")
+        except OSError as exc:
+            return self._go_memory_only(f"{directory} cannot be created or used ({exc.strerror or exc})")
+        self._warn_if_network_filesystem(directory)
+        self._dir_checked = True
+        return True
+
+    def _go_memory_only(self, why: str) -> bool:
+        self._disk = False
+        _warn_once(
+            ("memory-only", str(self.path)),
+            "CARTO token cache falls back to memory because %s; tokens are not shared between processes. "
+            "Set the token cache directory (connection extra 'token_cache_dir' or cache_filepath) "
+            "to a private writable directory.",
+            why,
+        )
+        return False
+
+    @staticmethod
+    def _warn_if_network_filesystem(directory: Path) -> None:
+        try:
+            with open("/proc/mounts", encoding="utf-8") as mounts:
+                table = [line.split()[1:3] for line in mounts if len(line.split()) >= 3]
+        except OSError:
+            return
+        resolved = str(directory.resolve())
+        best = max(
+            (m for m in table if resolved == m[0] or resolved.startswith(m[0].rstrip("/") + "/")),
+            key=lambda m: len(m[0]),
+            default=None,
+        )
+        if best is not None and best[1] in NETWORK_FILESYSTEMS:
+            _warn_once(
+                ("netfs", resolved),
+                "CARTO token cache %s is on a %s filesystem, where file locks may not work across machines; "
+                "use a local directory per machine or the Redis token cache.",
+                directory,
+                best[1],
+            )
+
+    @contextlib.contextmanager
+    def _file_lock(self, *, blocking: bool) -> Iterator[bool | None]:
+        """Hold the cross-process lock. Yields True (held), False (not held: busy or timed out)
+        or None (memory-only cache: there is nothing to lock)."""
+        if (
+            not self._ready_for_disk()
+            or self.lock_path is None
+            or not self._regular_or_absent(self.lock_path)
+        ):
+            yield None
+            return
+        import filelock  # on the first refresh, not at DAG-parse time
+
+        lock = filelock.FileLock(
+            self.lock_path,
+            timeout=self.lock_timeout if blocking else 0,
+            mode=0o600,
+            preserve_lock_file=True,
+            thread_local=False,
+        )
+        started = time.monotonic()
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            if blocking:
+                log.warning(
+                    "Waited %.0f s for the CARTO token cache lock %s, held by a stuck process; "
+                    "fetching a token without it",
+                    time.monotonic() - started,
+                    self.lock_path,
+                )
+            yield False
+            return
+        except OSError as exc:
+            self._go_memory_only(f"the lock file {self.lock_path} cannot be created ({exc.strerror or exc})")
+            yield None
+            return
+        try:
+            waited = time.monotonic() - started
+            if waited > 0.5:
+                log.debug("Waited %.2f s for the CARTO token cache lock", waited)
+            yield True
+        finally:
+            lock.release()
+
+    def _regular_or_absent(self, path: Path) -> bool:
+        """False (memory-only, one WARNING) when ``path`` is a FIFO, directory, device or socket:
+        opening a FIFO would hang, a directory or device cannot hold tokens."""
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            return self._go_memory_only(f"{path} cannot be examined ({exc.strerror or exc})")
+        if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+            return True
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
+        return self._go_memory_only(f"{path} is {kind}, not a regular file")
+
+    def _read_file(self) -> _FileRead:
+        """Read every entry, lock-free (writers replace the file atomically); never blocks."""
+        if not self._disk or self.path is None or not self._regular_or_absent(self.path):
+            return _FileRead({})
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(self.path, flags)
+        except (FileNotFoundError, NotADirectoryError):
+            return _FileRead({})
+        except OSError as exc:
+            link = exc.errno == errno.ELOOP
+            _warn_once(
+                ("unreadable", str(self.path)),
+                "CARTO token cache %s %s",
+                self.path,
+                "is a symbolic link; ignoring it" if link else f"cannot be read: {exc}",
+            )
+            return _FileRead({})
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if not stat.S_ISREG(st.st_mode):  # appeared since the check above
+                self._regular_or_absent(self.path)
+                return _FileRead({}, ours=False)
+            raw = handle.read(MAX_CACHE_FILE_BYTES + 1)
+        return self._parse(raw, st)
+
+    def _parse(self, raw: bytes, st: os.stat_result) -> _FileRead:
+        try:
+            doc = json.loads(raw) if len(raw) <= MAX_CACHE_FILE_BYTES else None
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            doc = None
+        if not (isinstance(doc, dict) and doc.get("format") == CACHE_FORMAT):
+            _warn_once(
+                ("foreign", str(self.path), str(st.st_ino), str(st.st_mtime_ns)),
+                "CARTO token cache %s is %s; leaving it untouched and keeping tokens in memory "
+                "(point cache_filepath or token_cache_dir elsewhere to share them between processes)",
+                self.path,
+                "carto-auth's format, not a carto-provider token cache"
+                if isinstance(doc, dict) and "expiration" in doc
+                else "not valid JSON or not a carto-provider token cache",
+            )
+            return _FileRead({}, ours=False)
+        entries: dict[str, Any] = doc["entries"] if isinstance(doc.get("entries"), dict) else {}
+        if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+            _warn_once(
+                ("insecure", str(self.path), str(st.st_ino)),
+                "CARTO token cache %s is readable by others or not ours (mode %o); not using its tokens, "
+                "it will be replaced by a private file",
+                self.path,
+                stat.S_IMODE(st.st_mode),
+            )
+            return _FileRead({})
+        return _FileRead(entries)
+
+    def _read_token(self, key: CacheKey) -> AccessToken | None:
+        return self._read_entry(key)[0]
+
+    def _read_entry(self, key: CacheKey) -> tuple[AccessToken | None, float]:
+        """The cached token for ``key`` and when a refresh of it was last attempted (0: never)."""
+        entry = self._read_file().entries.get(key.id)
+        last = entry.get("last_attempt") if isinstance(entry, dict) else None
+        return self.token_class.from_dict(entry), float(last) if isinstance(last, int | float) else 0.0
+
+    def _save(self, key: CacheKey, token: AccessToken, *, last_attempt: float | None = None) -> None:
+        """Write ``token`` under ``key`` (the caller holds the file lock, or it timed out)."""
+        if not self._ready_for_disk():
+            return
+        read = self._read_file()
+        if not read.ours:
+            return
+        now = time.time()
+        entries = {k: v for k, v in read.entries.items() if _worth_keeping(v, now)}
+        entry: dict[str, Any] = token.to_dict()
+        entry["label"] = key.label
+        if last_attempt is not None:
+            entry["last_attempt"] = last_attempt
+        entries[key.id] = entry
+        try:
+            self._write_file(entries)
+        except OSError as exc:
+            self._go_memory_only(f"writing {self.path} failed ({exc.strerror or exc})")
+
+    def _write_file(self, entries: dict[str, Any]) -> None:
+        assert self.path is not None
+        payload = json.dumps(
+            {"format": CACHE_FORMAT, "version": CACHE_VERSION, "entries": entries}, indent=1, sort_keys=True
+        ).encode("utf-8")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def _worth_keeping(entry: Any, now: float) -> bool:
+    """A well-formed entry not long expired; a malformed one is dropped, never an error."""
+    if not isinstance(entry, Mapping):
+        return False
+    expires_at = entry.get("expires_at")
+    if not isinstance(expires_at, int | float) or isinstance(expires_at, bool):
+        return False
+    return bool(expires_at > now - EXPIRED_ENTRY_GRACE)
