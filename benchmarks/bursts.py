@@ -29,7 +29,7 @@ from benchmarks.common import (
     table,
     task_env,
 )
-from benchmarks.libs import CARTO_AUTH, LABELS, LIBRARIES, PROVIDER, TORN_READ_ERRORS
+from benchmarks.libs import CACHE_FILES, CARTO_AUTH, LABELS, LIBRARIES, PROVIDER, TORN_READ_ERRORS
 
 COLD_SIZES = (8, 32, 64)
 WARM_SIZE = 64
@@ -61,8 +61,9 @@ class BurstResult:
         return f"**{self.failed}** ({kinds})"
 
 
-def cache_file(home: Path) -> Path:
-    return home / ".carto-auth" / "token_m2m.json"
+def cache_file(home: Path, library: str) -> Path:
+    """The library's default M2M cache file under ``home``."""
+    return home / CACHE_FILES[library]
 
 
 def file_state(path: Path) -> tuple[int, int, int] | None:
@@ -96,7 +97,7 @@ def run_burst(ctx: Context, library: str, home: Path, n: int) -> BurstResult:
                 _, err = proc.communicate(timeout=CHILD_TIMEOUT)
                 raise BenchmarkError(f"a {library} task process did not start: {err.strip()[-2000:]}")
         before_requests = ctx.emulator.calls("POST /oauth/token")
-        before_file = file_state(cache_file(home))
+        before_file = file_state(cache_file(home, library))
         start = time.time() + START_DELAY
         for proc in procs:
             assert proc.stdin is not None
@@ -123,7 +124,7 @@ def run_burst(ctx: Context, library: str, home: Path, n: int) -> BurstResult:
         times=[r["seconds"] for r in results if r["ok"]],
         failures=Counter(r["error"] for r in results if not r["ok"]),
         cache_writes=sum(r["cache_writes"] for r in results),
-        file_changed=file_state(cache_file(home)) != before_file,
+        file_changed=file_state(cache_file(home, library)) != before_file,
     )
     check(result)
     return result

@@ -1,7 +1,7 @@
 """One task of the simulated fleet (item 6): get a token on the simulated clock, report, exit.
 
 ``python -m benchmarks.fleet_task CACHE CREDENTIALS_FILE REDIS_URL`` with ``CACHE`` ``file`` (the
-default ``~/.carto-auth`` cache of this process's ``HOME``) or ``redis`` (the Redis cache in front
+default ``~/.carto-provider`` cache of this process's ``HOME``) or ``redis`` (the Redis cache in front
 of that file cache). ``$BENCH_SIMCLOCK`` sets the shared simulated clock. Prints one JSON line.
 """
 

@@ -1,7 +1,8 @@
 """The two libraries compared, used exactly as a task would use them.
 
-Both are given the same ``carto_credentials.json`` and their default cache
-(``~/.carto-auth/token_m2m.json``, under a ``HOME`` the harness gives each strategy).
+Both are given the same ``carto_credentials.json`` and their default cache (carto-auth's
+``~/.carto-auth/token_m2m.json``, this package's ``~/.carto-provider/token_m2m.json``, under a ``HOME``
+the harness gives each strategy).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ PROVIDER = "carto_provider"
 CARTO_AUTH = "carto_auth"
 LIBRARIES = (PROVIDER, CARTO_AUTH)
 LABELS = {PROVIDER: "airflow-provider-carto", CARTO_AUTH: "carto-auth 0.2.0"}
+#: Each library's default M2M cache file, relative to ``HOME`` (this package never shares carto-auth's).
+CACHE_FILES = {PROVIDER: ".carto-provider/token_m2m.json", CARTO_AUTH: ".carto-auth/token_m2m.json"}
 #: How carto-auth fails when it reads a cache file another process is rewriting in place.
 TORN_READ_ERRORS = frozenset({"JSONDecodeError"})
 

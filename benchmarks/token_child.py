@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.libs import auth_factory
+from benchmarks.libs import CACHE_FILES, auth_factory
 
-CACHE_FILE = Path("~/.carto-auth/token_m2m.json")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC
 
 
@@ -57,7 +56,7 @@ class CacheWriteCounter:
 
 def main(argv: list[str]) -> int:
     library, credentials, emulator_url = argv
-    counter = CacheWriteCounter(CACHE_FILE)
+    counter = CacheWriteCounter(Path("~") / CACHE_FILES[library])
     build = auth_factory(library, credentials, emulator_url)
     print("ready", flush=True)
     start = float(sys.stdin.readline())
