@@ -48,6 +48,10 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+#: Token requests under the default policy: a task cannot do anything without a token, so it waits out
+#: a short outage of CARTO's auth server (e.g. 20 s of 503 during a deploy) instead of failing. Waits
+#: grow 0.5, 1, 2, 4, 8, then 10 s apart, within 90 s in all.
+TOKEN_RETRY = RetryPolicy(attempts=12, initial_wait=0.5, max_wait=10.0, max_retry_after=60.0, budget=90.0)
 
 
 class RetryableStatus(Exception):

@@ -21,6 +21,7 @@ from carto_provider.auth.m2m import request_client_credentials_token
 from carto_provider.auth.session import api_error
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.errors import CartoAPIError, CredentialsAPIError, CredentialsConfigError, CredentialsError
+from carto_provider.retry import TOKEN_RETRY
 from carto_provider.transport import Transport
 
 if TYPE_CHECKING:
@@ -241,6 +242,8 @@ class CartoAuth:
         :class:`~carto_provider.auth.redis_cache.RedisTokenCache` shared by a fleet of machines.
         """
         policy = kwargs.get("retry_policy", DEFAULT_RETRY)
+        if policy is DEFAULT_RETRY:  # no policy chosen: the token request outlasts a short auth outage
+            policy = TOKEN_RETRY
         timeout = kwargs.get("timeout", DEFAULT_TIMEOUT)
         lock_timeout = kwargs.pop("lock_timeout", None) or single_flight_wait(policy, timeout)
         cache = kwargs.pop("cache", None) or m2m_token_cache(cache_filepath, use_cache, lock_timeout)

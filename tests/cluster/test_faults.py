@@ -61,12 +61,6 @@ def test_triggers_resume_after_a_triggerer_restart(cluster, figures):
     figures["triggerer_restart_jobs"] = dict(jobs_per_task(cluster.carto, run_id))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a token request answered 503 gives up after 5 attempts (about 8 s of backoff, "
-    "carto_provider/retry.py RetryPolicy): shorter than a 20 s outage of the auth server",
-)
 def test_an_auth_outage_of_twenty_seconds_is_waited_out(cluster, figures):
     api, carto, dag_id = cluster.api, cluster.carto, "cluster_fleet"
     api.unpause(dag_id)

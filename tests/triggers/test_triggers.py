@@ -88,8 +88,13 @@ async def kill_while_running(trigger, carto, path: str) -> None:
         await asyncio.sleep(0.02)
     await trigger.on_kill()
     task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    try:
+        event = await task
+    except asyncio.CancelledError:
+        return
+    # On a loaded machine the trigger may poll the job on_kill just cancelled before the task is
+    # cancelled: its one event must then report that cancellation, never a success.
+    assert event.payload["status"] == "cancelled", event.payload
 
 
 @pytest.mark.parametrize("cancel_on_kill", [True, False])
