@@ -128,6 +128,29 @@ ASSET_URIS: dict[str, Any] = {
 }
 
 
+#: The modules of each kind Airflow lists for the CARTO integration.
+MODULES: dict[str, list[str]] = {
+    "hooks": [
+        "carto_provider.hooks.carto",
+        "carto_provider.hooks.dbapi",
+        "carto_provider.hooks.sql",
+        "carto_provider.hooks.sql_async",
+        "carto_provider.hooks.jobs",
+    ],
+    "operators": [
+        "carto_provider.operators.sql",
+        "carto_provider.operators.imports",
+        "carto_provider.operators.workflows",
+    ],
+    "sensors": ["carto_provider.sensors.sql", "carto_provider.sensors.imports"],
+    "triggers": [
+        "carto_provider.triggers.base",
+        "carto_provider.triggers.sql",
+        "carto_provider.triggers.imports",
+    ],
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     """The dict Airflow validates against its provider schema."""
     return {
@@ -143,44 +166,10 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [
-            {
-                "integration-name": "CARTO",
-                "python-modules": [
-                    "carto_provider.hooks.carto",
-                    "carto_provider.hooks.dbapi",
-                    "carto_provider.hooks.sql",
-                    "carto_provider.hooks.sql_async",
-                    "carto_provider.hooks.jobs",
-                ],
-            }
-        ],
-        "operators": [
-            {
-                "integration-name": "CARTO",
-                "python-modules": [
-                    "carto_provider.operators.sql",
-                    "carto_provider.operators.imports",
-                    "carto_provider.operators.workflows",
-                ],
-            }
-        ],
-        "sensors": [
-            {
-                "integration-name": "CARTO",
-                "python-modules": ["carto_provider.sensors.sql", "carto_provider.sensors.imports"],
-            }
-        ],
-        "triggers": [
-            {
-                "integration-name": "CARTO",
-                "python-modules": [
-                    "carto_provider.triggers.base",
-                    "carto_provider.triggers.sql",
-                    "carto_provider.triggers.imports",
-                ],
-            }
-        ],
+        **{
+            kind: [{"integration-name": "CARTO", "python-modules": modules}]
+            for kind, modules in MODULES.items()
+        },
         "connection-types": [
             {
                 "connection-type": "carto",
