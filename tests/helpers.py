@@ -7,10 +7,27 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 WORKER = Path(__file__).with_name("token_worker.py")
+
+
+@contextmanager
+def emulator_cli_connection() -> Iterator[dict[str, Any]]:
+    """Run ``carto-provider emulator`` as a user would and yield the connection it prints (as JSON)."""
+    cli = str(Path(sys.executable).with_name("carto-provider"))
+    proc = subprocess.Popen([cli, "emulator", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(4)]
+        line = next(line for line in lines if line.startswith("export AIRFLOW_CONN_CARTO_DEFAULT="))
+        yield json.loads(line.split("=", 1)[1].strip().strip("'"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def write_credentials(path: Path, emulator: Any, **overrides: str) -> Path:

@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from carto_provider.auth import CredentialsConfigError
 from carto_provider.hooks.carto import CartoAuthHook
 from tests.conftest import airflow_cli
+from tests.helpers import emulator_cli_connection
 
 
 def test_hook_attributes_are_the_contract():
@@ -136,14 +136,7 @@ def test_provider_is_registered_with_airflow():
 
 
 def test_emulator_cli_prints_a_connection_that_works(tmp_path):
-    cli = str(Path(sys.executable).with_name("carto-provider"))
-    proc = subprocess.Popen([cli, "emulator", "--port", "0"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(4)]
-        conn_line = next(line for line in lines if line.startswith("export AIRFLOW_CONN_CARTO_DEFAULT="))
-        value = conn_line.split("=", 1)[1].strip().strip("'")
-        conn = json.loads(value)
+    with emulator_cli_connection() as conn:
         conn["extra"]["token_cache_dir"] = str(tmp_path)
         env = {**os.environ, "AIRFLOW_CONN_CARTO_DEFAULT": json.dumps(conn)}
         script = "from carto_provider.hooks.carto import CartoAuthHook; print(CartoAuthHook().get_carto_dw_credentials()[0])"
@@ -151,6 +144,3 @@ def test_emulator_cli_prints_a_connection_that_works(tmp_path):
             [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True
         )
         assert out.stdout.strip().splitlines()[-1] == "carto-dw-ac-emulator"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

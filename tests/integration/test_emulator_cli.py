@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import emulator_cli_connection
+
 SCRIPT = """
 from carto_provider.hooks.carto import CartoAuthHook
 client = CartoAuthHook().get_carto_dw_client()
@@ -16,13 +18,7 @@ print(client.project, list(client.query("SELECT 40 + 2 AS answer").result())[0][
 
 
 def test_the_printed_connection_reaches_the_emulators_bigquery(tmp_path: Path) -> None:
-    cli = str(Path(sys.executable).with_name("carto-provider"))
-    proc = subprocess.Popen([cli, "emulator", "--port", "0"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(4)]
-        line = next(line for line in lines if line.startswith("export AIRFLOW_CONN_CARTO_DEFAULT="))
-        conn = json.loads(line.split("=", 1)[1].strip().strip("'"))
+    with emulator_cli_connection() as conn:
         assert conn["extra"]["bigquery_api_endpoint"] == conn["host"]
         conn["extra"]["token_cache_dir"] = str(tmp_path)
         env = {**os.environ, "AIRFLOW_CONN_CARTO_DEFAULT": json.dumps(conn)}
@@ -32,6 +28,3 @@ def test_the_printed_connection_reaches_the_emulators_bigquery(tmp_path: Path) -
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip().splitlines()[-1] == "carto-dw-ac-emulator 42"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
