@@ -170,8 +170,21 @@ class BrokenStateStore:
     set = get
 
 
-def test_an_import_is_found_again_through_the_task_state_store(fast_carto):
+def stores_import(fast_carto, **kwargs):
+    """The polling import of the emulator's stores file that the task_state_store tests run."""
     from carto_provider.operators.imports import CartoImportOperator
+
+    return CartoImportOperator(
+        task_id="load",
+        url=f"{fast_carto.url}/emulator/files/stores.geojson",
+        destination=f"{PROJECT}.shared.stores",
+        poll_interval=0.1,
+        deferrable=False,
+        **kwargs,
+    )
+
+
+def test_an_import_is_found_again_through_the_task_state_store(fast_carto):
     from carto_provider.testing.routes.imports import imports_api
 
     imports_api(fast_carto.state).settings.duration = 1.0
@@ -179,14 +192,7 @@ def test_an_import_is_found_again_through_the_task_state_store(fast_carto):
 
     def try_number(n: int, **kwargs) -> dict:
         context = {**task_context(n, "load"), "task_state_store": store}
-        return CartoImportOperator(
-            task_id="load",
-            url=f"{fast_carto.url}/emulator/files/stores.geojson",
-            destination=f"{PROJECT}.shared.stores",
-            poll_interval=0.1,
-            deferrable=False,
-            **kwargs,
-        ).execute(context)
+        return stores_import(fast_carto, **kwargs).execute(context)
 
     first = try_number(1, wait_for_completion=False)  # ... and the worker dies
     assert store == {"carto_import_id": first["job_id"]}
@@ -196,14 +202,6 @@ def test_an_import_is_found_again_through_the_task_state_store(fast_carto):
 
 
 def test_a_failing_task_state_store_never_fails_the_task(fast_carto):
-    from carto_provider.operators.imports import CartoImportOperator
-
     context = {**task_context(1, "load"), "task_state_store": BrokenStateStore()}
-    result = CartoImportOperator(
-        task_id="load",
-        url=f"{fast_carto.url}/emulator/files/stores.geojson",
-        destination=f"{PROJECT}.shared.stores",
-        poll_interval=0.1,
-        deferrable=False,
-    ).execute(context)
+    result = stores_import(fast_carto).execute(context)
     assert result["rows_imported"] == 5
