@@ -81,11 +81,16 @@ test: lint types pytest test-airflow2 test-ui test-cluster
 
 # Benchmarks against carto-auth 0.2.0 on the emulator (about 5 min on 2 cores); writes benchmarks/RESULTS.md.
 # Of the Debian packages, only redis-server (the fleet benchmark's Redis token cache).
-.PHONY: bench
+.PHONY: bench bench-contract
 bench: install
 	$(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES=redis-server
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test,bench]' "apache-airflow==$(AIRFLOW_VERSION)"
 	$(BIN)/python -m benchmarks.run
+
+# carto-auth's documented examples against carto-auth 0.2.0 and this package side by side (about 15 s).
+bench-contract: install
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test,bench]' "apache-airflow==$(AIRFLOW_VERSION)"
+	$(BIN)/python -m benchmarks.run --only 7 --no-write
 
 clean:
 	rm -rf $(VENV) $(VENV2) .mypy_cache .ruff_cache .pytest_cache

@@ -32,6 +32,7 @@ from benchmarks.common import (
     version_of,
     write_credentials,
 )
+from benchmarks.contract import contract
 from benchmarks.deferral import deferral
 from benchmarks.fleet import fleet
 from benchmarks.hotpath import hot_path
@@ -44,6 +45,7 @@ BENCHMARKS: dict[int, Callable[[Context], Section]] = {
     4: import_cost,
     5: deferral,
     6: fleet,
+    7: contract,
 }
 README = REPO / "README.md"
 HEADLINE_START = "<!-- bench:headline:start -->"

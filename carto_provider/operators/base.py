@@ -26,7 +26,6 @@ from carto_provider.hooks.jobs import RUNNING, SUCCESS, CartoJob, JobKind, job_f
 from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.lineage import CartoLineageMixin
 from carto_provider.operators.identity import TaskIdentity
-from carto_provider.triggers.base import CartoJobTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -137,6 +136,9 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
         end_time = time.time() + self._bound()
         poll_interval = self.poll_interval or default_poll_interval()
         if self.deferrable:
+            # Imported here: Airflow's trigger machinery costs ~10 ms that DAG parsing need not pay.
+            from carto_provider.triggers.base import CartoJobTrigger
+
             self._running = None  # from here on the trigger cancels it (on_kill, end_time)
             self.defer(
                 trigger=CartoJobTrigger(

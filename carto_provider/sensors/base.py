@@ -10,7 +10,6 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensor
 from carto_provider.hooks.jobs import CartoJob, CartoJobTimeout, JobKind, job_from_event
 from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.operators.base import default_deferrable, seconds
-from carto_provider.triggers.base import CartoJobTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -66,6 +65,9 @@ class CartoJobSensor(BaseSensorOperator):
         if first.is_done:
             return first.xcom_value
         timeout = seconds(self.timeout)
+        # Imported here: Airflow's trigger machinery costs ~10 ms that DAG parsing need not pay.
+        from carto_provider.triggers.base import CartoJobTrigger
+
         self.defer(
             trigger=CartoJobTrigger(
                 job_id=str(self.job_id),

@@ -1,0 +1,53 @@
+"""What a DAG file pays for importing this provider's operators and sensors (issue 12, item 7).
+
+Only what an operator's constructor needs is imported at parse time; the trigger machinery, locks,
+Redis and BigQuery load when a task first needs them. ``benchmarks/importcost.py`` measures the cost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import carto_provider
+
+PACKAGE = Path(carto_provider.__file__).parent
+#: Loaded on first use, never by parsing a DAG file.
+FIRST_USE_ONLY = (
+    "airflow.triggers.base",
+    "carto_provider.triggers.base",
+    "filelock",
+    "redis",
+    "google.cloud.bigquery",
+    "google.auth.transport.requests",
+    "duckdb",
+    "fastapi",
+)
+
+
+def parse_time_modules() -> list[str]:
+    """The hook, and every operator and sensor module (as ``benchmarks/importcost.py`` imports them)."""
+    modules = ["carto_provider.hooks.carto"]
+    for package in ("operators", "sensors"):
+        modules += [
+            f"carto_provider.{package}.{p.stem}" for p in sorted((PACKAGE / package).glob("[!_]*.py"))
+        ]
+    return modules
+
+
+def test_parsing_a_dag_file_loads_no_first_use_machinery(tmp_path):
+    code = "\n".join(
+        [
+            "import json, sys",
+            "from airflow.sdk import DAG",
+            *(f"import {m}" for m in parse_time_modules()),
+            f"print(json.dumps([m for m in {FIRST_USE_ONLY!r} if m in sys.modules]))",
+        ]
+    )
+    env = {**os.environ, "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert list(tmp_path.iterdir()) == []  # and no file was created
