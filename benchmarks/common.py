@@ -166,6 +166,11 @@ def ratio(numerator: float, denominator: float) -> str:
     return f"{value:,.0f}{TIMES}" if value >= 10 else f"{value:.1f}{TIMES}"
 
 
+def goal_ratio(ours: float, theirs: float) -> str:
+    """``ratio 0.42`` for a "no slower than" goal (two decimals, so 1.00 vs 1.04 shows)."""
+    return f"ratio {ours / theirs:.2f}" if theirs else "ratio -"
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
