@@ -1,24 +1,24 @@
-"""A token cache on disk that many processes share safely, with an in-process layer in front.
+"""The token cache's policy: when to use a cached token and when to fetch, over any :mod:`.stores` store.
 
 Design (see ``shared/reference/token-peers.md``, "What a best-in-class hook should do"):
 
-* One JSON file holds many entries, each under the SHA-256 of everything that changes the token
-  (auth URL, audience, client id, grant, organisation, a hash of the secret...), so two clients never
-  see each other's token even through the same file.
-* The directory is 0700 and the file 0600 from birth whatever the umask; writes go to a temporary file
-  that replaces the old one atomically, so readers never see half a file and never need a lock.
-  A hit never rewrites the file.
-* Refresh is single-flight: a thread lock per key, then an OS file lock on a sibling ``.lock`` file
-  that is never deleted; under both, the file is read again and the network is used only if the token
-  is still stale. A stuck lock holder delays others by ``lock_timeout`` seconds at most.
+* Each entry is keyed by the SHA-256 of everything that changes the token (auth URL, audience, client
+  id, grant, organisation, a hash of the secret...): :class:`CacheKey`.
+* A process-wide in-memory layer sits in front of the store (one per store ``namespace``: every cache
+  on one file shares it; a memory-only cache keeps its own, which goes away with it). A hit costs a
+  dictionary look-up and never touches the store.
+* Refresh is single-flight: a thread lock per key, then the store's cross-process lock (a file lock, a
+  Redis lock); under both, the store is read again and the network is used only if the token is still
+  stale. A stuck lock holder delays others by the store's lock timeout at most.
 * Two refresh windows: *advisory* (from min(30 min, lifetime/2) before expiry: try without waiting,
   keep the current token if another process is busy or the refresh fails, at most once per 30 s)
   and *mandatory* (from min(5 min, lifetime/4) before expiry: refresh or raise). Short-lived tokens
   therefore cannot cause a refresh storm.
-* A file this package did not write (``carto-auth``'s format, invalid JSON) is never overwritten,
-  renamed or deleted: the cache keeps tokens in memory, with one WARNING. So does a FIFO, directory or
-  device at the cache or lock path (never opened in a way that blocks), and a directory that cannot
-  be written. One malformed entry is a miss for its key only.
+* A fetch that failed while others waited for it is not repeated by them: its error is raised in each
+  (recorded in the process and in the store), so an outage costs one request per retry round.
+
+The stores (file: locks, atomic writes, permissions; memory; Redis: sealed entries, fleet-wide lock)
+decide nothing of this; see :mod:`.stores`.
 """
 
 from __future__ import annotations
@@ -30,14 +30,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from carto_provider.auth.cache_file import CACHE_FORMAT as CACHE_FORMAT
 from carto_provider.auth.cache_file import CACHE_VERSION as CACHE_VERSION
-from carto_provider.auth.cache_file import CacheFile, _worth_keeping
+from carto_provider.auth.cache_file import FileStore
+from carto_provider.auth.stores import MemoryStore, StoredEntry
+from carto_provider.auth.stores import TokenStore as TokenStore
 from carto_provider.auth.tokens import MIN_ADVISORY_INTERVAL, AccessToken
 from carto_provider.errors import CartoError, CredentialsError
 
@@ -51,18 +52,7 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 TokenFetcher = Callable[[], AccessToken]
 
 
-class TokenStore(Protocol):
-    """What :class:`~carto_provider.auth.CartoAuth` needs of a token cache: :class:`TokenCache` on one
-    machine, :class:`~carto_provider.auth.redis_cache.RedisTokenCache` across a fleet."""
-
-    def get(
-        self, key: CacheKey, fetch: TokenFetcher, *, min_ttl: float = 0.0, rejected: str | None = None
-    ) -> AccessToken:
-        """A usable token for ``key``, calling ``fetch`` only when no cached one will do."""
-        ...
-
-
-# Process-wide state, shared by every TokenCache on the same file (the "in-process layer").
+# Process-wide state, shared by every TokenCache over stores of one namespace (the "in-process layer").
 _STATE_LOCK = threading.Lock()
 _MEMORY: dict[tuple[str, str], AccessToken] = {}
 _LAST_ATTEMPT: dict[tuple[str, str], float] = {}
@@ -88,7 +78,7 @@ class CacheKey:
 
     @functools.cached_property
     def id(self) -> str:  # cached: it is on every get_access_token() call
-        """The SHA-256 of the fields: the entry's name in the cache file."""
+        """The SHA-256 of the fields: the entry's name in a store."""
         return hashlib.sha256(json.dumps(self.fields).encode("utf-8")).hexdigest()
 
 
@@ -97,36 +87,45 @@ def secret_digest(secret: str) -> str:
     return hashlib.sha256(b"carto-provider-secret:" + secret.encode("utf-8")).hexdigest()
 
 
-class TokenCache(CacheFile):
-    """Tokens shared by threads and processes through one private JSON file.
+def _usable(token: AccessToken, now: float, min_ttl: float, rejected: str | None) -> bool:
+    return token.value != rejected and token.usable(now, min_ttl)
 
-    ``path=None`` gives a cache private to this object that lives in memory only. ``token_class`` is
-    the :class:`AccessToken` subclass entries are read as (one that keeps more fields in ``to_dict``,
-    such as the interactive login's identity, gets them back through its ``from_dict``).
+
+class TokenCache:
+    """The refresh policy over one :class:`~.stores.TokenStore`: tokens shared by threads and processes.
+
+    ``store`` is a store, or a path (a :class:`~.cache_file.FileStore` there, locked for at most
+    ``lock_timeout`` seconds, entries read as ``token_class``: an :class:`AccessToken` subclass that
+    keeps more fields in ``to_dict``, such as the interactive login's identity, gets them back), or
+    None (a :class:`~.stores.MemoryStore` private to this object).
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None,
+        store: TokenStore | str | os.PathLike[str] | None,
         *,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         token_class: type[AccessToken] = AccessToken,
     ):
-        self.lock_timeout = lock_timeout
-        self.token_class = token_class
-        self.path: Path | None = Path(path).expanduser().absolute() if path is not None else None
-        self._namespace = str(self.path) if self.path is not None else "memory"
-        self._disk = self.path is not None
-        self._dir_checked = False
-        # A file cache shares the process-wide in-memory layer with every cache on the same file; a
-        # memory-only cache (use_cache=False) keeps its own, which goes away with it.
-        self._memory = _MEMORY if self.path is not None else {}
-        self._last_attempt = _LAST_ATTEMPT if self.path is not None else {}
-        self._thread_locks = _THREAD_LOCKS if self.path is not None else {}
-        self._failures = _FAILURES if self.path is not None else {}
+        if store is None:
+            store = MemoryStore()
+        elif isinstance(store, str | os.PathLike):
+            store = FileStore(store, lock_timeout=lock_timeout, token_class=token_class)
+        self.storage: TokenStore = store
+        shared = store.namespace is not None
+        self._namespace = store.namespace or "memory"
+        self._memory = _MEMORY if shared else {}
+        self._last_attempt = _LAST_ATTEMPT if shared else {}
+        self._thread_locks = _THREAD_LOCKS if shared else {}
+        self._failures = _FAILURES if shared else {}
 
     def __repr__(self) -> str:
-        return f"TokenCache(path={str(self.path) if self.path else None!r}, on_disk={self._disk})"
+        return f"TokenCache({self.storage!r})"
+
+    @property
+    def path(self) -> Path | None:
+        """The cache file, for a file-backed cache."""
+        return self.storage.path if isinstance(self.storage, FileStore) else None
 
     # ------------------------------------------------------------------ public API
 
@@ -150,10 +149,10 @@ class TokenCache(CacheFile):
         if token is not None and token.value != rejected and token.fresh(now, min_ttl):
             log.debug("CARTO token cache hit in memory (%s, fp=%s)", key.label, token.fingerprint)
             return token
-        token = self._best(token, self._read_token(key), rejected, now)
+        token = self._best(token, self.storage.read(key).token, rejected, now)
         if token is not None and token.fresh(now, min_ttl):
             self._memory[slot] = token
-            log.debug("CARTO token cache hit on disk (%s, fp=%s)", key.label, token.fingerprint)
+            log.debug("CARTO token cache hit in the store (%s, fp=%s)", key.label, token.fingerprint)
             return token
         if token is not None and token.usable(now, min_ttl):
             self._memory[slot] = token
@@ -162,32 +161,20 @@ class TokenCache(CacheFile):
 
     def clear(self, key: CacheKey) -> bool:
         """Delete ``key``'s entry (``logout``); return True when there was one."""
-        slot = (self._namespace, key.id)
-        had = self._memory.pop(slot, None) is not None
-        if not self._ready_for_disk():
-            return had
-        with self._file_lock(blocking=True) as locked:
-            if locked is None:
-                return had
-            read = self._read_file()
-            if read.ours and key.id in read.entries:
-                entries = dict(read.entries)
-                del entries[key.id]
-                self._write_file(entries)
-                return True
-        return had
+        had = self._memory.pop((self._namespace, key.id), None) is not None
+        return self.storage.delete(key) or had
 
     def peek(self, key: CacheKey) -> AccessToken | None:
         """The cached token for ``key``, if any, without fetching or validating it."""
         return self._best(
-            self._memory.get((self._namespace, key.id)), self._read_token(key), None, time.time()
+            self._memory.get((self._namespace, key.id)), self.storage.read(key).token, None, time.time()
         )
 
     def store(self, key: CacheKey, token: AccessToken) -> None:
         """Save a token obtained elsewhere (e.g. by an interactive login) under ``key``."""
         slot = (self._namespace, key.id)
-        with self._thread_lock(slot), self._file_lock(blocking=True):
-            self._save(key, token)
+        with self._thread_lock(slot), self.storage.lock(key, blocking=True):
+            self.storage.write(key, token)
             self._memory[slot] = token
 
     def _thread_lock(self, slot: tuple[str, str]) -> threading.Lock:
@@ -206,39 +193,35 @@ class TokenCache(CacheFile):
     def _refresh_now(
         self, key: CacheKey, fetch: TokenFetcher, min_ttl: float, rejected: str | None
     ) -> AccessToken:
-        """Mandatory refresh: block for the locks, re-check, fetch if still needed.
-
-        A fetch that failed while this caller waited (in this process or another) is not repeated:
-        its error is raised here too, so an outage costs one request per retry round, not one per
-        waiting process."""
+        """Mandatory refresh: block for the locks, re-check, fetch if still needed."""
         slot = (self._namespace, key.id)
         started = time.time()
         with self._thread_lock(slot):
             token = self._memory.get(slot)
-            if token is not None and token.value != rejected and token.usable(time.time(), min_ttl):
+            if token is not None and _usable(token, time.time(), min_ttl, rejected):
                 return token
-            with self._file_lock(blocking=True):
-                token = self._read_token(key)
-                if token is not None and token.value != rejected and token.usable(time.time(), min_ttl):
-                    self._memory[slot] = token
-                    return token
-                self._raise_shared_failure(key, started)
+            with self.storage.lock(key, blocking=True):
+                entry = self.storage.read(key)
+                if entry.token is not None and _usable(entry.token, time.time(), min_ttl, rejected):
+                    self._memory[slot] = entry.token
+                    return entry.token
+                self._raise_shared_failure(key, entry, started)
                 try:
                     token = self._fetch(key, fetch, reason="expired" if rejected is None else "rejected")
                 except CartoError as exc:
                     self._record_failure(key, str(exc))
                     raise
-                self._save(key, token)
+                self.storage.write(key, token)
                 self._memory[slot] = token
                 return token
 
-    def _raise_shared_failure(self, key: CacheKey, since: float) -> None:
-        """Raise the error of a fetch for ``key`` that failed after ``since`` (it was waited for)."""
+    def _raise_shared_failure(self, key: CacheKey, entry: StoredEntry, since: float) -> None:
+        """Raise the error of a fetch for ``key`` that failed after ``since``, while this caller waited
+        for it (in this process or another): an outage costs one request per retry round, not one per
+        waiting process."""
         failed_at, failure = self._failures.get((self._namespace, key.id), (0.0, ""))
-        entry = self._read_file().entries.get(key.id)
-        recorded = entry.get("failed_at") if isinstance(entry, Mapping) else None
-        if isinstance(recorded, int | float) and recorded > failed_at:
-            failed_at, failure = float(recorded), str(entry.get("failure") or "")  # type: ignore[union-attr]
+        if entry.failed_at > failed_at:
+            failed_at, failure = entry.failed_at, entry.failure
         if failed_at > since:
             raise CredentialsError(
                 f"Another process could not get a CARTO token for {key.label} while this one waited for "
@@ -249,17 +232,7 @@ class TokenCache(CacheFile):
         """Remember a failed fetch (message already free of secrets) for the callers waiting on it."""
         now = time.time()
         self._failures[(self._namespace, key.id)] = (now, message)
-        read = self._read_file()
-        if not self._ready_for_disk() or not read.ours:
-            return
-        previous = read.entries.get(key.id)
-        entry = dict(previous) if isinstance(previous, Mapping) else {}
-        entries = {k: v for k, v in read.entries.items() if _worth_keeping(v, now)}
-        entries[key.id] = {**entry, "label": key.label, "failed_at": now, "failure": message[:1000]}
-        try:
-            self._write_file(entries)
-        except OSError as exc:
-            self._go_memory_only(f"writing {self.path} failed ({exc.strerror or exc})")
+        self.storage.record_failure(key, now, message)
 
     def _refresh_ahead(
         self, key: CacheKey, fetch: TokenFetcher, current: AccessToken, min_ttl: float
@@ -270,36 +243,46 @@ class TokenCache(CacheFile):
         if not thread_lock.acquire(blocking=False):
             return current
         try:
-            with self._file_lock(blocking=False) as locked:
+            with self.storage.lock(key, blocking=False) as locked:
                 if locked is False:  # another process is refreshing right now
                     return current
-                now = time.time()
-                disk, disk_last_attempt = self._read_entry(key)
-                if disk is not None and disk.fresh(now, min_ttl):
-                    self._memory[slot] = disk
-                    return disk
-                last = max(self._last_attempt.get(slot, 0.0), disk_last_attempt)
-                if now - last < MIN_ADVISORY_INTERVAL:
-                    return current
-                self._last_attempt[slot] = now
-                try:
-                    token = self._fetch(key, fetch, reason="expiring")
-                except Exception as exc:  # keep serving the still-valid token
-                    log.warning(
-                        "Could not refresh the CARTO token ahead of expiry (%s); keeping the current one "
-                        "(fp=%s, valid %.0f s more): %s",
-                        key.label,
-                        current.fingerprint,
-                        current.expires_at - now,
-                        exc,
-                    )
-                    self._save(key, current, last_attempt=now)
-                    return current
-                self._save(key, token)
-                self._memory[slot] = token
-                return token
+                return self._try_ahead(key, fetch, current, min_ttl)
         finally:
             thread_lock.release()
+
+    def _try_ahead(
+        self, key: CacheKey, fetch: TokenFetcher, current: AccessToken, min_ttl: float
+    ) -> AccessToken:
+        """Under the locks: take a fresher stored token, or fetch unless someone tried under 30 s ago."""
+        slot = (self._namespace, key.id)
+        now = time.time()
+        entry = self.storage.read(key)
+        stored = entry.token
+        if stored is not None and stored.fresh(now, min_ttl):
+            self._memory[slot] = stored
+            return stored
+        if now - max(self._last_attempt.get(slot, 0.0), entry.last_attempt) < MIN_ADVISORY_INTERVAL:
+            if stored is not None and stored.usable(now, min_ttl) and stored.expires_at > current.expires_at:
+                self._memory[slot] = stored  # what that recent attempt got
+                return stored
+            return current
+        self._last_attempt[slot] = now
+        try:
+            token = self._fetch(key, fetch, reason="expiring")
+        except Exception as exc:  # keep serving the still-valid token
+            log.warning(
+                "Could not refresh the CARTO token ahead of expiry (%s); keeping the current one "
+                "(fp=%s, valid %.0f s more): %s",
+                key.label,
+                current.fingerprint,
+                current.expires_at - now,
+                exc,
+            )
+            self.storage.write(key, current, last_attempt=now)
+            return current
+        self.storage.write(key, token)
+        self._memory[slot] = token
+        return token
 
     @staticmethod
     def _fetch(key: CacheKey, fetch: TokenFetcher, *, reason: str) -> AccessToken:

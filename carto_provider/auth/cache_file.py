@@ -1,4 +1,7 @@
-"""The disk half of :class:`~.cache.TokenCache`: one private JSON file shared by the processes of a user.
+"""The file store under :class:`~.cache.TokenCache`: one private JSON file shared by the processes of a user.
+
+One JSON file holds many entries, each under its :class:`~.cache.CacheKey`'s id, so two clients never
+see each other's token even through the same file. A hit never rewrites the file.
 
 The directory is 0700 and the file 0600 from birth whatever the umask; writes go to a temporary file
 that replaces the old one atomically, so readers never see half a file and never lock; the lock is a
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carto_provider.auth.stores import EMPTY, StoredEntry
 from carto_provider.auth.tokens import AccessToken
 
 if TYPE_CHECKING:
@@ -58,24 +62,87 @@ class _FileRead:
     ours: bool = True  # False: a file this package did not write (carto-auth's...): never replaced
 
 
-class CacheFile:
-    """The cache file's reading, writing, locking and fallbacks (mixed into :class:`~.cache.TokenCache`,
-    which sets ``path``, ``lock_path``, ``lock_timeout``, ``token_class``, ``_disk`` and ``_dir_checked``)."""
+class FileStore:
+    """A :class:`~.stores.TokenStore` in one private JSON file (``path``), locked through a sibling
+    ``.lock`` file for at most ``lock_timeout`` seconds; entries are read as ``token_class``."""
 
-    path: Path | None
-    lock_timeout: float
-    token_class: type[AccessToken]
-    _disk: bool
-    _dir_checked: bool
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout: float,
+        token_class: type[AccessToken] = AccessToken,
+    ) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.lock_timeout = lock_timeout
+        self.token_class = token_class
+        #: Every cache on this file shares one in-process memory layer.
+        self.namespace: str | None = str(self.path)
+        self._disk = True
+        self._dir_checked = False
+
+    def __repr__(self) -> str:
+        return f"FileStore(path={str(self.path)!r}, on_disk={self._disk})"
+
+    # ------------------------------------------------------------------ the TokenStore contract
+
+    def read(self, key: CacheKey) -> StoredEntry:
+        """The entry for ``key``, lock-free; a malformed one reads as a token-less entry."""
+        entry = self._read_file().entries.get(key.id)
+        if not isinstance(entry, Mapping):
+            return EMPTY
+        return StoredEntry(
+            self.token_class.from_dict(entry),
+            last_attempt=_number(entry.get("last_attempt")),
+            failed_at=_number(entry.get("failed_at")),
+            failure=str(entry.get("failure") or ""),
+        )
+
+    def write(self, key: CacheKey, token: AccessToken, *, last_attempt: float | None = None) -> None:
+        """Write ``token`` under ``key`` (the caller holds the file lock, or it timed out)."""
+        entry: dict[str, Any] = token.to_dict()
+        entry["label"] = key.label
+        if last_attempt is not None:
+            entry["last_attempt"] = last_attempt
+        self._update(key, entry)
+
+    def record_failure(self, key: CacheKey, when: float, message: str) -> None:
+        """Add the failure to ``key``'s entry, keeping its token."""
+        if not self._ready_for_disk():
+            return
+        previous = self._read_file().entries.get(key.id)
+        entry = dict(previous) if isinstance(previous, Mapping) else {}
+        self._update(key, {**entry, "label": key.label, "failed_at": when, "failure": message[:1000]})
+
+    def delete(self, key: CacheKey) -> bool:
+        """Remove ``key``'s entry under the file lock (``logout``)."""
+        if not self._ready_for_disk():
+            return False
+        with self.lock(key, blocking=True) as locked:
+            if locked is None:
+                return False
+            read = self._read_file()
+            if not (read.ours and key.id in read.entries):
+                return False
+            entries = dict(read.entries)
+            del entries[key.id]
+            self._write_file(entries)
+            return True
+
+    def lock(self, key: CacheKey, *, blocking: bool) -> contextlib.AbstractContextManager[bool | None]:
+        """The file's lock (one for every key in it)."""
+        return self._file_lock(blocking=blocking)
+
+    # ------------------------------------------------------------------ the file
 
     @property
-    def lock_path(self) -> Path | None:
+    def lock_path(self) -> Path:
         """The sibling lock file (kept, never deleted, so every process locks the same inode)."""
-        return self.path.with_name(self.path.name + ".lock") if self.path is not None else None
+        return self.path.with_name(self.path.name + ".lock")
 
     def _ready_for_disk(self) -> bool:
         """Create/check the directory once; switch to memory-only (one WARNING) when it is unusable."""
-        if not self._disk or self.path is None:
+        if not self._disk:
             return False
         if self._dir_checked:
             return True
@@ -138,11 +205,7 @@ class CacheFile:
     def _file_lock(self, *, blocking: bool) -> Iterator[bool | None]:
         """Hold the cross-process lock. Yields True (held), False (not held: busy or timed out)
         or None (memory-only cache: there is nothing to lock)."""
-        if (
-            not self._ready_for_disk()
-            or self.lock_path is None
-            or not self._regular_or_absent(self.lock_path)
-        ):
+        if not self._ready_for_disk() or not self._regular_or_absent(self.lock_path):
             yield None
             return
         import filelock  # on the first refresh, not at DAG-parse time
@@ -195,7 +258,7 @@ class CacheFile:
 
     def _read_file(self) -> _FileRead:
         """Read every entry, lock-free (writers replace the file atomically); never blocks."""
-        if not self._disk or self.path is None or not self._regular_or_absent(self.path):
+        if not self._disk or not self._regular_or_absent(self.path):
             return _FileRead({})
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
@@ -247,17 +310,8 @@ class CacheFile:
             return _FileRead({})
         return _FileRead(entries)
 
-    def _read_token(self, key: CacheKey) -> AccessToken | None:
-        return self._read_entry(key)[0]
-
-    def _read_entry(self, key: CacheKey) -> tuple[AccessToken | None, float]:
-        """The cached token for ``key`` and when a refresh of it was last attempted (0: never)."""
-        entry = self._read_file().entries.get(key.id)
-        last = entry.get("last_attempt") if isinstance(entry, dict) else None
-        return self.token_class.from_dict(entry), float(last) if isinstance(last, int | float) else 0.0
-
-    def _save(self, key: CacheKey, token: AccessToken, *, last_attempt: float | None = None) -> None:
-        """Write ``token`` under ``key`` (the caller holds the file lock, or it timed out)."""
+    def _update(self, key: CacheKey, entry: dict[str, Any]) -> None:
+        """Rewrite the file with ``entry`` under ``key``, dropping long-expired and malformed entries."""
         if not self._ready_for_disk():
             return
         read = self._read_file()
@@ -265,10 +319,6 @@ class CacheFile:
             return
         now = time.time()
         entries = {k: v for k, v in read.entries.items() if _worth_keeping(v, now)}
-        entry: dict[str, Any] = token.to_dict()
-        entry["label"] = key.label
-        if last_attempt is not None:
-            entry["last_attempt"] = last_attempt
         entries[key.id] = entry
         try:
             self._write_file(entries)
@@ -276,7 +326,6 @@ class CacheFile:
             self._go_memory_only(f"writing {self.path} failed ({exc.strerror or exc})")
 
     def _write_file(self, entries: dict[str, Any]) -> None:
-        assert self.path is not None
         payload = json.dumps(
             {"format": CACHE_FORMAT, "version": CACHE_VERSION, "entries": entries}, indent=1, sort_keys=True
         ).encode("utf-8")
@@ -303,3 +352,8 @@ def _worth_keeping(entry: Any, now: float) -> bool:
     if not isinstance(expires_at, int | float) or isinstance(expires_at, bool):
         return False
     return bool(expires_at > now - EXPIRED_ENTRY_GRACE)
+
+
+def _number(value: Any) -> float:
+    """A recorded time, or 0.0 for anything that is not a number."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from carto_provider.auth.cache import DEFAULT_CACHE_DIR, CacheKey, TokenCache, TokenStore, secret_digest
+from carto_provider.auth.cache import DEFAULT_CACHE_DIR, CacheKey, TokenCache, secret_digest
 from carto_provider.auth.config import AUDIENCE, M2MCredentials, normalize_base_url, resolve_auth_url
 from carto_provider.auth.dw import (
     DW_TOKEN_ASSUMED_LIFETIME,
@@ -170,7 +170,7 @@ class CartoAuth:
         self,
         *,
         api_base_url: str | None,
-        cache: TokenStore,
+        cache: TokenCache,
         cache_key: CacheKey,
         fetch_token: Callable[[], AccessToken],
         retry_policy: RetryPolicy = DEFAULT_RETRY,

@@ -1,39 +1,41 @@
-"""A fleet-wide token cache on Redis, layered over the per-machine :class:`~.cache.TokenCache`.
+"""A fleet-wide token store on Redis (:class:`RedisStore`) under the one :class:`~.cache.TokenCache` policy.
 
-The file cache makes about one token per machine per token lifetime; a fleet of Celery workers, or
-Kubernetes pods that live for one task, would make one per machine or per task. This cache shares
+The file store makes about one token per machine per token lifetime; a fleet of Celery workers, or
+Kubernetes pods that live for one task, would make one per machine or per task. This store shares
 one token across every machine that reaches the same Redis (the broker a Celery deployment has):
-
-1. the local cache answers if it can (memory, then the machine's file): no Redis round trip;
-2. on a local miss, the local cache's single-flight (thread lock + file lock) lets one process per
-   machine ask Redis; a usable entry there is decrypted and also stored locally;
-3. otherwise that process takes a Redis lock (one per token key, auto-expiring), reads Redis again
-   and fetches a token only if no other machine has stored one meanwhile, then stores it in Redis
-   with the token's remaining lifetime as TTL.
+the policy's in-process layer answers first; on a miss it reads Redis (one GET); to refresh, it takes
+this machine's lock (one process per machine goes on), then a Redis lock (one per token key,
+auto-expiring), reads Redis again and fetches only if no other machine has stored a token meanwhile.
+Tokens are stored in Redis with their remaining lifetime as TTL, and copied to this machine's store.
 
 Entries are encrypted with AES-256-GCM under a key derived (HKDF-SHA256) from the client secret,
 salted with the entry's key id, and bound to that id, so the broker alone, or anyone who can read it,
-cannot use a token, and an entry cannot be moved to another key or altered unnoticed.
+cannot use a token, and an entry cannot be moved to another key or altered unnoticed
+(:mod:`.redis_seal`).
 
-Redis down or slow (2 s socket timeouts): one WARNING per process, then the local cache behaves as if
-there were no Redis (still single-flight per machine). A lock holder that hangs delays the others by
-``lock_timeout`` (30 s) at most, less than the local file lock's 60 s so local waiters never give up
-first; then they fetch without it. Nothing here logs the Redis password or a token.
+Redis down or slow (2 s socket timeouts): one WARNING per process, then this machine's store stands in
+alone (still single-flight per machine), Redis being tried again every 10 s. A lock holder that hangs
+delays the others by ``lock_timeout`` (30 s) at most, less than the local file lock's 60 s so local
+waiters never give up first; then they fetch without it. Nothing here logs the Redis password or a token.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import hashlib
 import logging
-import os
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from carto_provider.auth.cache import CacheKey, TokenCache, TokenFetcher
-from carto_provider.auth.tokens import MIN_ADVISORY_INTERVAL, AccessToken
+from carto_provider.auth.cache import CacheKey, TokenCache
+from carto_provider.auth.redis_seal import ENTRY_VERSION as ENTRY_VERSION
+from carto_provider.auth.redis_seal import SharedEntry, seal, unseal
+from carto_provider.auth.redis_seal import derive_key as derive_key
+from carto_provider.auth.stores import StoredEntry, TokenStore
+from carto_provider.auth.tokens import AccessToken
 from carto_provider.errors import CredentialsConfigError
 
 if TYPE_CHECKING:
@@ -49,14 +51,15 @@ DEFAULT_REDIS_LOCK_TIMEOUT = 30.0
 LOCK_LEASE = 60.0
 #: Connect and read timeout of every Redis command: a dead broker must not hold a task up.
 SOCKET_TIMEOUT = 2.0
-ENTRY_VERSION = b"\x01"
-_NONCE_BYTES = 12
-_HKDF_INFO = b"carto-provider/redis-token-cache/v1"
 _INSTALL_HINT = "install the 'redis' extra: pip install 'airflow-provider-carto[redis]'"
 
 _CLIENTS: dict[tuple[str, float], redis.Redis] = {}
 _STATE_LOCK = threading.Lock()
-_UNAVAILABLE: set[str] = set()  # URLs this process has warned about, until they recover (never logged)
+#: After a Redis failure, this machine's store stands in alone for this long before Redis is tried again
+#: (a dead or slow broker costs one timeout per process per period, not one per command).
+RETRY_UNAVAILABLE_AFTER = 10.0
+#: URLs (never logged) this process found unavailable, and until when it goes on without them.
+_UNAVAILABLE: dict[str, float] = {}
 
 
 def redact_url(url: str) -> str:
@@ -69,63 +72,6 @@ def redact_url(url: str) -> str:
         # A lone "redis://word@host" is often meant as the password: hide it too.
         netloc = f"{user}:***@{hostport}" if has_password else f"***@{hostport}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def derive_key(client_secret: str, key_id: str) -> bytes:
-    """The 256-bit AES key of one cache entry: HKDF-SHA256 over the client secret, salted with the key id."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=key_id.encode("ascii"), info=_HKDF_INFO).derive(
-        client_secret.encode("utf-8")
-    )
-
-
-@dataclass(frozen=True)
-class SharedEntry:
-    """What Redis holds for one key (encrypted): the token and when a process stored it."""
-
-    token: AccessToken
-    stored_at: float
-
-    def acceptable(self, now: float, min_ttl: float, rejected: str | None) -> bool:
-        """Good to use instead of fetching: fresh, or usable and stored under 30 s ago (so a token
-        that is short-lived, or handed out again unchanged by the server, cannot cause a storm)."""
-        if self.token.value == rejected:
-            return False
-        recent = now - self.stored_at < MIN_ADVISORY_INTERVAL
-        return self.token.fresh(now, min_ttl) or (recent and self.token.usable(now, min_ttl))
-
-
-def seal(client_secret: str, key: CacheKey, entry: SharedEntry) -> bytes:
-    """Encrypt an entry for Redis: version byte, random nonce, AES-GCM ciphertext bound to ``key.id``."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    plain = json.dumps({"token": entry.token.to_dict(), "stored_at": entry.stored_at}).encode("utf-8")
-    nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(derive_key(client_secret, key.id)).encrypt(nonce, plain, key.id.encode("ascii"))
-    return ENTRY_VERSION + nonce + sealed
-
-
-def unseal(client_secret: str, key: CacheKey, blob: bytes) -> SharedEntry | None:
-    """Decrypt what :func:`seal` wrote; None when it was written under another secret or key, altered,
-    or is not an entry at all."""
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    header = len(ENTRY_VERSION) + _NONCE_BYTES
-    if len(blob) <= header or not blob.startswith(ENTRY_VERSION):
-        return None
-    nonce, sealed = blob[len(ENTRY_VERSION) : header], blob[header:]
-    try:
-        doc = json.loads(AESGCM(derive_key(client_secret, key.id)).decrypt(nonce, sealed, key.id.encode()))
-    except (InvalidTag, ValueError):
-        return None
-    token = AccessToken.from_dict(doc.get("token")) if isinstance(doc, dict) else None
-    stored_at = doc.get("stored_at") if isinstance(doc, dict) else None
-    if token is None or not isinstance(stored_at, int | float):
-        return None
-    return SharedEntry(token, float(stored_at))
 
 
 def _redis_module() -> Any:
@@ -164,11 +110,12 @@ def _client(url: str, socket_timeout: float) -> redis.Redis:
         return client
 
 
-class RedisTokenCache:
-    """A token cache shared by every machine through Redis, with ``local`` in front of it.
+class RedisStore:
+    """A :class:`~.stores.TokenStore` in Redis, shared by every machine that reaches it.
 
-    It has :class:`~.cache.TokenCache`'s ``get`` contract, so :class:`~.carto_auth.CartoAuth` takes
-    either. ``client_secret`` is only used to derive the entries' encryption keys.
+    ``fallback`` is this machine's store (normally its :class:`~.cache_file.FileStore`): it keeps a copy
+    of every token, records failed fetches, gives its lock first (one process per machine asks Redis)
+    and stands in alone while Redis is unreachable. ``client_secret`` only derives the entries' keys.
     """
 
     def __init__(
@@ -176,7 +123,7 @@ class RedisTokenCache:
         url: str,
         client_secret: str,
         *,
-        local: TokenCache,
+        fallback: TokenStore,
         lock_timeout: float = DEFAULT_REDIS_LOCK_TIMEOUT,
         lock_lease: float = LOCK_LEASE,
         socket_timeout: float = SOCKET_TIMEOUT,
@@ -188,84 +135,118 @@ class RedisTokenCache:
         _redis_module()
         self._url = url.strip()
         self._secret = client_secret
-        self.local = local
+        self.fallback = fallback
         self.lock_timeout = lock_timeout
         self.lock_lease = lock_lease
         self.socket_timeout = socket_timeout
         self.url = redact_url(self._url)
+        url_id = hashlib.sha256(self._url.encode("utf-8")).hexdigest()[:16]
+        local = fallback.namespace
+        self.namespace: str | None = None if local is None else f"redis:{url_id}:{local}"
+        self._holding = threading.local()  # key ids whose locks this thread holds
         _client(self._url, socket_timeout)  # validates the URL now; connects lazily
 
     def __repr__(self) -> str:
-        return f"RedisTokenCache(url={self.url!r}, local={self.local!r})"
+        return f"RedisStore(url={self.url!r}, fallback={self.fallback!r})"
 
-    # ------------------------------------------------------------------ the TokenCache contract
+    # ------------------------------------------------------------------ the TokenStore contract
 
-    def get(
-        self,
-        key: CacheKey,
-        fetch: TokenFetcher,
-        *,
-        min_ttl: float = 0.0,
-        rejected: str | None = None,
-    ) -> AccessToken:
-        """A usable token for ``key``: from this machine, else from Redis, else ``fetch`` called by one
-        process of the whole fleet (arguments as in :meth:`.TokenCache.get`)."""
-        return self.local.get(
-            key, lambda: self._fleet_get(key, fetch, min_ttl, rejected), min_ttl=min_ttl, rejected=rejected
-        )
-
-    def peek(self, key: CacheKey) -> AccessToken | None:
-        """This machine's cached token for ``key``, if any (no Redis round trip)."""
-        return self.local.peek(key)
-
-    # ------------------------------------------------------------------ the fleet layer
-
-    def _fleet_get(
-        self, key: CacheKey, fetch: TokenFetcher, min_ttl: float, rejected: str | None
-    ) -> AccessToken:
-        """Called by the local cache, under its locks, when this machine has no usable token."""
-        client = _client(self._url, self.socket_timeout)
+    def read(self, key: CacheKey) -> StoredEntry:
+        """Redis's entry (its write time counts as an attempt: see :class:`.SharedEntry`), with
+        the failures this machine recorded; this machine's alone while Redis is unreachable. A token
+        not on this machine yet is copied here."""
+        local = self.fallback.read(key)
         try:
-            shared = self._read(client, key)
-            if shared is not None and shared.acceptable(time.time(), min_ttl, rejected):
-                return self._adopted(key, shared)
-            lock = client.lock(
-                LOCK_PREFIX + key.id,
-                timeout=self.lock_lease,
-                sleep=0.05,
-                blocking_timeout=self.lock_timeout,
-            )
-            started = time.monotonic()
-            acquired = lock.acquire()
+            shared = None if _is_down(self._url) else self._get(key)
         except self._errors() as exc:
             self._unavailable(exc)
-            return fetch()
+            shared = None
+        if shared is None:
+            return local
+        if local.token is None or local.token.value != shared.token.value:
+            self._adopt(key, shared)
+        last_attempt = max(shared.stored_at, local.last_attempt)
+        return StoredEntry(shared.token, last_attempt, local.failed_at, local.failure)
+
+    def write(self, key: CacheKey, token: AccessToken, *, last_attempt: float | None = None) -> None:
+        """Store ``token`` in Redis (TTL: its remaining lifetime) and on this machine."""
+        self.fallback.write(key, token, last_attempt=last_attempt)
+        ttl_ms = int((token.expires_at - time.time()) * 1000)
+        if ttl_ms <= 0 or _is_down(self._url):
+            return
+        try:
+            blob = seal(self._secret, key, SharedEntry(token, time.time()))
+            _client(self._url, self.socket_timeout).set(KEY_PREFIX + key.id, blob, px=ttl_ms)
+        except self._errors() as exc:
+            self._unavailable(exc)
+
+    def record_failure(self, key: CacheKey, when: float, message: str) -> None:
+        """Recorded on this machine, for its processes waiting on the fetch."""
+        self.fallback.record_failure(key, when, message)
+
+    def delete(self, key: CacheKey) -> bool:
+        """Remove ``key``'s entry from Redis and from this machine."""
+        had = self.fallback.delete(key)
+        try:
+            return bool(_client(self._url, self.socket_timeout).delete(KEY_PREFIX + key.id)) or had
+        except self._errors() as exc:
+            self._unavailable(exc)
+            return had
+
+    @contextlib.contextmanager
+    def lock(self, key: CacheKey, *, blocking: bool) -> Iterator[bool | None]:
+        """This machine's lock, then the fleet's Redis lock (its lease frees it should the holder die)."""
+        with self.fallback.lock(key, blocking=blocking) as local:
+            held = self._held()
+            held.add(key.id)
+            try:
+                if local is False and not blocking:
+                    yield False
+                    return
+                with self._redis_lock(key, blocking=blocking) as fleet:
+                    yield local if fleet is None else fleet
+            finally:
+                held.discard(key.id)
+
+    # ------------------------------------------------------------------ Redis
+
+    @contextlib.contextmanager
+    def _redis_lock(self, key: CacheKey, *, blocking: bool) -> Iterator[bool | None]:
+        if _is_down(self._url):
+            yield None
+            return
+        try:
+            lock = _client(self._url, self.socket_timeout).lock(
+                LOCK_PREFIX + key.id, timeout=self.lock_lease, sleep=0.05, blocking_timeout=self.lock_timeout
+            )
+            started = time.monotonic()
+            acquired = lock.acquire(blocking=blocking)
+        except self._errors() as exc:
+            self._unavailable(exc)
+            yield None
+            return
         self._available()
         if not acquired:
-            log.warning(
-                "Waited %.0f s for the Redis lock of the CARTO token for %s, held by a stuck process; "
-                "fetching a token without it",
-                time.monotonic() - started,
-                key.label,
-            )
-            return self._fetch_and_share(key, fetch)
+            if blocking:
+                log.warning(
+                    "Waited %.0f s for the Redis lock of the CARTO token for %s, held by a stuck process; "
+                    "fetching a token without it",
+                    time.monotonic() - started,
+                    key.label,
+                )
+            yield False
+            return
         try:
-            try:
-                shared = self._read(client, key)
-            except self._errors() as exc:
-                self._unavailable(exc)
-                shared = None
-            if shared is not None and shared.acceptable(time.time(), min_ttl, rejected):
-                return self._adopted(key, shared)
-            return self._fetch_and_share(key, fetch)
+            yield True
         finally:
             try:
                 lock.release()
             except Exception as exc:  # expired lease or Redis gone: the lock frees itself
                 log.debug("Releasing the Redis token lock failed: %s", type(exc).__name__)
 
-    def _read(self, client: redis.Redis, key: CacheKey) -> SharedEntry | None:
-        blob = client.get(KEY_PREFIX + key.id)
+    def _get(self, key: CacheKey) -> SharedEntry | None:
+        blob = _client(self._url, self.socket_timeout).get(KEY_PREFIX + key.id)
+        self._available()
         if not isinstance(blob, bytes):
             return None
         entry = unseal(self._secret, key, blob)
@@ -277,7 +258,8 @@ class RedisTokenCache:
             )
         return entry
 
-    def _adopted(self, key: CacheKey, shared: SharedEntry) -> AccessToken:
+    def _adopt(self, key: CacheKey, shared: SharedEntry) -> None:
+        """Keep a copy of another machine's token here, under this machine's lock (skipped if busy)."""
         log.info(
             "CARTO token for %s taken from the Redis token cache at %s (fp=%s, expires in %.0f s)",
             key.label,
@@ -285,34 +267,28 @@ class RedisTokenCache:
             shared.token.fingerprint,
             shared.token.expires_at - time.time(),
         )
-        return shared.token
-
-    def _fetch_and_share(self, key: CacheKey, fetch: TokenFetcher) -> AccessToken:
-        token = fetch()
-        self._put(key, token)
-        return token
-
-    def _put(self, key: CacheKey, token: AccessToken) -> None:
-        ttl_ms = int((token.expires_at - time.time()) * 1000)
-        if ttl_ms <= 0:
+        if key.id in self._held():
+            self.fallback.write(key, shared.token)
             return
-        try:
-            blob = seal(self._secret, key, SharedEntry(token, time.time()))
-            _client(self._url, self.socket_timeout).set(KEY_PREFIX + key.id, blob, px=ttl_ms)
-        except self._errors() as exc:
-            self._unavailable(exc)
+        with self.fallback.lock(key, blocking=False) as local:
+            if local is not False:
+                self.fallback.write(key, shared.token)
 
-    # ------------------------------------------------------------------ Redis health
+    def _held(self) -> set[str]:
+        held: set[str] | None = getattr(self._holding, "keys", None)
+        if held is None:
+            held = self._holding.keys = set()
+        return held
 
     @staticmethod
     def _errors() -> tuple[type[BaseException], ...]:
-        """What a broken or unreachable Redis raises (never an error of ``fetch``)."""
+        """What a broken or unreachable Redis raises (never an error of a fetch)."""
         return (_redis_module().RedisError,)
 
     def _unavailable(self, exc: BaseException) -> None:
         with _STATE_LOCK:
             first = self._url not in _UNAVAILABLE
-            _UNAVAILABLE.add(self._url)
+            _UNAVAILABLE[self._url] = time.monotonic() + RETRY_UNAVAILABLE_AFTER
         if first:
             log.warning(
                 "The Redis token cache at %s is unavailable (%s: %s); using this machine's token cache "
@@ -324,7 +300,28 @@ class RedisTokenCache:
 
     def _available(self) -> None:
         with _STATE_LOCK:
-            recovered = self._url in _UNAVAILABLE
-            _UNAVAILABLE.discard(self._url)
+            recovered = _UNAVAILABLE.pop(self._url, None) is not None
         if recovered:
             log.info("The Redis token cache at %s is reachable again", self.url)
+
+
+def _is_down(url: str) -> bool:
+    """Redis failed under :data:`RETRY_UNAVAILABLE_AFTER` seconds ago: go on without it until then."""
+    with _STATE_LOCK:
+        until = _UNAVAILABLE.get(url)
+    return until is not None and time.monotonic() < until
+
+
+class RedisTokenCache(TokenCache):
+    """The token cache over a :class:`RedisStore` whose fallback is ``local``'s store: one token for
+    every machine that reaches the same Redis. ``options`` are :class:`RedisStore`'s ``lock_timeout``
+    (30 s), ``lock_lease`` (60 s) and ``socket_timeout`` (2 s)."""
+
+    def __init__(self, url: str, client_secret: str, *, local: TokenCache, **options: float) -> None:
+        self.redis = RedisStore(url, client_secret, fallback=local.storage, **options)
+        super().__init__(self.redis)
+        self.local = local
+        self.url = self.redis.url
+
+    def __repr__(self) -> str:
+        return f"RedisTokenCache(url={self.url!r}, local={self.local!r})"

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from carto_provider.auth.cache import TokenCache, TokenStore
+from carto_provider.auth.cache import TokenCache
 from carto_provider.auth.carto_auth import M2M_CACHE_FILENAME, CartoAuth, default_cache_path
 from carto_provider.auth.config import M2MCredentials, normalize_base_url, resolve_auth_url
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
@@ -146,7 +146,7 @@ class CartoConnectionSettings:
         """Where this connection's tokens are cached."""
         return default_cache_path(filename, self.token_cache_dir)
 
-    def m2m_token_cache(self, credentials: M2MCredentials) -> TokenStore:
+    def m2m_token_cache(self, credentials: M2MCredentials) -> TokenCache:
         """This machine's file cache, behind the fleet-wide Redis cache when ``token_cache`` is redis."""
         local = TokenCache(self.cache_path(M2M_CACHE_FILENAME))
         if self.token_cache != "redis" or not self.token_cache_redis_url:

@@ -182,7 +182,7 @@ def test_an_insecure_cache_file_is_not_trusted_and_is_replaced(carto_emulator, t
     fresh_process_view = TokenCache(cache)
     with caplog.at_level(logging.WARNING):
         key = make_auth(carto_emulator, cache).cache_key
-        assert fresh_process_view._read_token(key) is None
+        assert fresh_process_view.storage.read(key).token is None
     assert "readable by others" in caplog.text
     subprocess.run(
         [
