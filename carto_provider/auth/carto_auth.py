@@ -109,6 +109,12 @@ MODES = ("oauth", "m2m")
 LOCK_WAIT_MARGIN = 30.0
 
 
+def m2m_token_policy(policy: RetryPolicy) -> RetryPolicy:
+    """The retry policy of an M2M token request: ``policy``, or when none was chosen
+    (:data:`DEFAULT_RETRY`) :data:`TOKEN_RETRY`, which outlasts a short auth-server outage."""
+    return TOKEN_RETRY if policy is DEFAULT_RETRY else policy
+
+
 def single_flight_wait(policy: RetryPolicy, timeout: float | tuple[float, float]) -> float:
     """How long a process waits for another one fetching the same token: the worst case of one fetch
     under ``policy`` (every attempt timing out, every wait at its cap) plus a margin. Waiting less
@@ -241,9 +247,7 @@ class CartoAuth:
         ``cache=`` replaces the file cache, e.g. with a
         :class:`~carto_provider.auth.redis_cache.RedisTokenCache` shared by a fleet of machines.
         """
-        policy = kwargs.get("retry_policy", DEFAULT_RETRY)
-        if policy is DEFAULT_RETRY:  # no policy chosen: the token request outlasts a short auth outage
-            policy = TOKEN_RETRY
+        policy = m2m_token_policy(kwargs.get("retry_policy", DEFAULT_RETRY))
         timeout = kwargs.get("timeout", DEFAULT_TIMEOUT)
         lock_timeout = kwargs.pop("lock_timeout", None) or single_flight_wait(policy, timeout)
         cache = kwargs.pop("cache", None) or m2m_token_cache(cache_filepath, use_cache, lock_timeout)

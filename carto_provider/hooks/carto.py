@@ -20,8 +20,14 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from carto_provider.auth.cache import TokenCache
-from carto_provider.auth.carto_auth import M2M_CACHE_FILENAME, CartoAuth, default_cache_path
+from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, TokenCache
+from carto_provider.auth.carto_auth import (
+    M2M_CACHE_FILENAME,
+    CartoAuth,
+    default_cache_path,
+    m2m_token_policy,
+    single_flight_wait,
+)
 from carto_provider.auth.config import M2MCredentials, normalize_base_url, resolve_auth_url
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
 from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
@@ -146,9 +152,12 @@ class CartoConnectionSettings:
         """Where this connection's tokens are cached."""
         return default_cache_path(filename, self.token_cache_dir)
 
-    def m2m_token_cache(self, credentials: M2MCredentials) -> TokenCache:
-        """This machine's file cache, behind the fleet-wide Redis cache when ``token_cache`` is redis."""
-        local = TokenCache(self.cache_path(M2M_CACHE_FILENAME))
+    def m2m_token_cache(
+        self, credentials: M2MCredentials, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> TokenCache:
+        """This machine's file cache (waiting ``lock_timeout`` s at most for another process's fetch),
+        or the fleet-wide Redis store with that file as fallback when ``token_cache`` is redis."""
+        local = TokenCache(self.cache_path(M2M_CACHE_FILENAME), lock_timeout=lock_timeout)
         if self.token_cache != "redis" or not self.token_cache_redis_url:
             return local
         from carto_provider.auth.redis_cache import RedisTokenCache
@@ -317,9 +326,10 @@ class CartoAuthHook(BaseHook):
 
             return cached_login_auth(settings, **common)
         credentials = settings.m2m_credentials()
-        return CartoAuth.from_m2m_credentials(
-            credentials, cache=settings.m2m_token_cache(credentials), **common
-        )
+        # Waiters on another process's fetch wait out its worst case, as CartoAuth's own cache does.
+        wait = single_flight_wait(m2m_token_policy(retry_policy), timeout)
+        cache = settings.m2m_token_cache(credentials, lock_timeout=wait)
+        return CartoAuth.from_m2m_credentials(credentials, cache=cache, **common)
 
     def get_access_token(self, *, min_ttl: float = 0.0) -> str:
         """A valid CARTO access token, masked in task logs."""

@@ -132,3 +132,15 @@ def test_the_single_flight_wait_covers_the_worst_case_fetch():
     # 5 attempts x (10 s connect + 30 s read) + 4 waits x 60 s (Retry-After cap) = 440 s, plus margin
     assert single_flight_wait(policy, (10.0, 30.0)) >= 440.0
     assert single_flight_wait(RetryPolicy(attempts=1), 5.0) >= 10.0
+
+
+def test_the_hooks_cache_waits_out_the_worst_case_fetch_too(carto_emulator, tmp_path, monkeypatch):
+    """An Airflow task's waiters must not give up on a holder still retrying (issue 12, item 4)."""
+    from carto_provider.auth.http import DEFAULT_TIMEOUT
+    from carto_provider.hooks.carto import CartoAuthHook
+    from carto_provider.retry import TOKEN_RETRY
+
+    connection = carto_emulator.airflow_connection_json(token_cache_dir=str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONN_CARTO_DEFAULT", connection)
+    storage = CartoAuthHook().get_auth().cache.storage
+    assert storage.lock_timeout >= single_flight_wait(TOKEN_RETRY, DEFAULT_TIMEOUT)
