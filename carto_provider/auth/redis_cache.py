@@ -3,10 +3,11 @@
 The file store makes about one token per machine per token lifetime; a fleet of Celery workers, or
 Kubernetes pods that live for one task, would make one per machine or per task. This store shares
 one token across every machine that reaches the same Redis (the broker a Celery deployment has):
-the policy's in-process layer answers first; on a miss it reads Redis (one GET); to refresh, it takes
-this machine's lock (one process per machine goes on), then a Redis lock (one per token key,
-auto-expiring), reads Redis again and fetches only if no other machine has stored a token meanwhile.
-Tokens are stored in Redis with their remaining lifetime as TTL, and copied to this machine's store.
+the policy's in-process layer answers first; on a miss it reads Redis (one MGET: token and last
+failure); to refresh, it takes this machine's lock (one process per machine goes on), then a Redis
+lock (one per token key), reads Redis again and fetches only if no other machine has stored a token
+meanwhile, nor failed to get one while it waited. Tokens are stored in Redis with their remaining
+lifetime as TTL, and copied to this machine's store.
 
 Entries are encrypted with AES-256-GCM under a key derived (HKDF-SHA256) from the client secret,
 salted with the entry's key id, and bound to that id, so the broker alone, or anyone who can read it,
@@ -14,14 +15,17 @@ cannot use a token, and an entry cannot be moved to another key or altered unnot
 (:mod:`.redis_seal`).
 
 Redis down or slow (2 s socket timeouts): one WARNING per process, then this machine's store stands in
-alone (still single-flight per machine), Redis being tried again every 10 s. A lock holder that hangs
-delays the others by ``lock_timeout`` (30 s) at most, less than the local file lock's 60 s so local
-waiters never give up first; then they fetch without it. Nothing here logs the Redis password or a token.
+alone (still single-flight per machine), Redis being tried again every 10 s. The Redis lock is waited
+for as long as the machine's lock (the worst case of a token request, ``single_flight_wait``); its
+15 s lease is renewed while the holder lives, so a waiter takes over only when the holder died, and a
+fetch that failed while others waited raises its error in all of them, fleet-wide: an auth outage
+costs one request per retry round. Nothing here logs the Redis password or a token.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -32,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from carto_provider.auth.cache import CacheKey, TokenCache
 from carto_provider.auth.redis_seal import ENTRY_VERSION as ENTRY_VERSION
-from carto_provider.auth.redis_seal import SharedEntry, seal, unseal
+from carto_provider.auth.redis_seal import SharedEntry, seal, seal_failure, unseal, unseal_failure
 from carto_provider.auth.redis_seal import derive_key as derive_key
 from carto_provider.auth.stores import StoredEntry, TokenStore
 from carto_provider.auth.tokens import AccessToken
@@ -45,10 +49,15 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "carto-provider:token:"
 LOCK_PREFIX = "carto-provider:lock:"
-#: Longest wait for another machine's fetch; shorter than the local file lock's wait (60 s).
+FAILURE_PREFIX = "carto-provider:failure:"
+#: Longest wait for another machine's fetch when the fallback store has no wait of its own (otherwise
+#: the fallback's: the worst case of a token request, see ``single_flight_wait``).
 DEFAULT_REDIS_LOCK_TIMEOUT = 30.0
-#: The Redis lock expires by itself after this long, should its holder die while fetching.
-LOCK_LEASE = 60.0
+#: The Redis lock's lease: renewed every third of it while its holder lives, so it runs out this long
+#: after the holder died, and only then does a waiter take over.
+LOCK_LEASE = 15.0
+#: How long a failed fetch is kept in Redis for the machines that waited on it (longer than any wait).
+FAILURE_TTL = 900.0
 #: Connect and read timeout of every Redis command: a dead broker must not hold a task up.
 SOCKET_TIMEOUT = 2.0
 _INSTALL_HINT = "install the 'redis' extra: pip install 'airflow-provider-carto[redis]'"
@@ -114,8 +123,10 @@ class RedisStore:
     """A :class:`~.stores.TokenStore` in Redis, shared by every machine that reaches it.
 
     ``fallback`` is this machine's store (normally its :class:`~.cache_file.FileStore`): it keeps a copy
-    of every token, records failed fetches, gives its lock first (one process per machine asks Redis)
-    and stands in alone while Redis is unreachable. ``client_secret`` only derives the entries' keys.
+    of every token, gives its lock first (one process per machine asks Redis) and stands in alone
+    while Redis is unreachable. The Redis lock is waited for as long as the fallback's lock (the worst
+    case of a token request) unless ``lock_timeout`` says otherwise. ``client_secret`` only derives the
+    entries' keys.
     """
 
     def __init__(
@@ -124,7 +135,7 @@ class RedisStore:
         client_secret: str,
         *,
         fallback: TokenStore,
-        lock_timeout: float = DEFAULT_REDIS_LOCK_TIMEOUT,
+        lock_timeout: float | None = None,
         lock_lease: float = LOCK_LEASE,
         socket_timeout: float = SOCKET_TIMEOUT,
     ) -> None:
@@ -136,7 +147,8 @@ class RedisStore:
         self._url = url.strip()
         self._secret = client_secret
         self.fallback = fallback
-        self.lock_timeout = lock_timeout
+        fallback_wait = getattr(fallback, "lock_timeout", None)
+        self.lock_timeout = float(lock_timeout or fallback_wait or DEFAULT_REDIS_LOCK_TIMEOUT)
         self.lock_lease = lock_lease
         self.socket_timeout = socket_timeout
         self.url = redact_url(self._url)
@@ -152,21 +164,25 @@ class RedisStore:
     # ------------------------------------------------------------------ the TokenStore contract
 
     def read(self, key: CacheKey) -> StoredEntry:
-        """Redis's entry (its write time counts as an attempt: see :class:`.SharedEntry`), with
-        the failures this machine recorded; this machine's alone while Redis is unreachable. A token
-        not on this machine yet is copied here."""
+        """Redis's entry (its write time counts as an attempt: see :class:`.SharedEntry`) and the latest
+        failure recorded here or in Redis (machines' clocks are assumed in step, as NTP keeps them);
+        this machine's entry alone while Redis is unreachable. A token not on this machine yet is
+        copied here."""
         local = self.fallback.read(key)
+        shared, failure = None, None
         try:
-            shared = None if _is_down(self._url) else self._get(key)
+            if not _is_down(self._url):
+                shared, failure = self._get(key)
         except self._errors() as exc:
             self._unavailable(exc)
-            shared = None
+        if failure is not None and failure[0] > local.failed_at:
+            local = dataclasses.replace(local, failed_at=failure[0], failure=failure[1])
         if shared is None:
             return local
         if local.token is None or local.token.value != shared.token.value:
             self._adopt(key, shared)
         last_attempt = max(shared.stored_at, local.last_attempt)
-        return StoredEntry(shared.token, last_attempt, local.failed_at, local.failure)
+        return dataclasses.replace(local, token=shared.token, last_attempt=last_attempt)
 
     def write(self, key: CacheKey, token: AccessToken, *, last_attempt: float | None = None) -> None:
         """Store ``token`` in Redis (TTL: its remaining lifetime) and on this machine."""
@@ -181,8 +197,16 @@ class RedisStore:
             self._unavailable(exc)
 
     def record_failure(self, key: CacheKey, when: float, message: str) -> None:
-        """Recorded on this machine, for its processes waiting on the fetch."""
+        """Recorded here and in Redis, for every process of the fleet waiting on the fetch."""
         self.fallback.record_failure(key, when, message)
+        if _is_down(self._url):
+            return
+        try:
+            blob = seal_failure(self._secret, key, when, message)
+            ttl_ms = int(FAILURE_TTL * 1000)
+            _client(self._url, self.socket_timeout).set(FAILURE_PREFIX + key.id, blob, px=ttl_ms)
+        except self._errors() as exc:
+            self._unavailable(exc)
 
     def delete(self, key: CacheKey) -> bool:
         """Remove ``key``'s entry from Redis and from this machine."""
@@ -217,7 +241,11 @@ class RedisStore:
             return
         try:
             lock = _client(self._url, self.socket_timeout).lock(
-                LOCK_PREFIX + key.id, timeout=self.lock_lease, sleep=0.05, blocking_timeout=self.lock_timeout
+                LOCK_PREFIX + key.id,
+                timeout=self.lock_lease,
+                sleep=0.05,
+                blocking_timeout=self.lock_timeout,
+                thread_local=False,  # renewed from another thread
             )
             started = time.monotonic()
             acquired = lock.acquire(blocking=blocking)
@@ -236,19 +264,26 @@ class RedisStore:
                 )
             yield False
             return
+        stop = threading.Event()
+        threading.Thread(target=_keep_leased, args=(lock, self.lock_lease, stop), daemon=True).start()
         try:
             yield True
         finally:
+            stop.set()
             try:
                 lock.release()
             except Exception as exc:  # expired lease or Redis gone: the lock frees itself
                 log.debug("Releasing the Redis token lock failed: %s", type(exc).__name__)
 
-    def _get(self, key: CacheKey) -> SharedEntry | None:
-        blob = _client(self._url, self.socket_timeout).get(KEY_PREFIX + key.id)
+    def _get(self, key: CacheKey) -> tuple[SharedEntry | None, tuple[float, str] | None]:
+        """Redis's token entry and recorded failure for ``key``, in one round trip."""
+        names = [KEY_PREFIX + key.id, FAILURE_PREFIX + key.id]
+        answer: Any = _client(self._url, self.socket_timeout).mget(names)
+        blob, failure_blob = answer
         self._available()
+        failure = unseal_failure(self._secret, key, failure_blob) if isinstance(failure_blob, bytes) else None
         if not isinstance(blob, bytes):
-            return None
+            return None, failure
         entry = unseal(self._secret, key, blob)
         if entry is None:
             log.warning(
@@ -256,7 +291,7 @@ class RedisStore:
                 "altered); ignoring it",
                 key.label,
             )
-        return entry
+        return entry, failure
 
     def _adopt(self, key: CacheKey, shared: SharedEntry) -> None:
         """Keep a copy of another machine's token here, under this machine's lock (skipped if busy)."""
@@ -303,6 +338,16 @@ class RedisStore:
             recovered = _UNAVAILABLE.pop(self._url, None) is not None
         if recovered:
             log.info("The Redis token cache at %s is reachable again", self.url)
+
+
+def _keep_leased(lock: Any, lease: float, stop: threading.Event) -> None:
+    """Renew ``lock``'s lease every third of it until ``stop``: a live holder keeps the lock however long
+    its fetch takes (retries included); a dead one stops renewing and the lease runs out."""
+    while not stop.wait(lease / 3):
+        try:
+            lock.reacquire()
+        except Exception:  # lost, released meanwhile, or Redis gone: the lease runs out by itself
+            return
 
 
 def _is_down(url: str) -> bool:

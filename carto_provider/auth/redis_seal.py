@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from carto_provider.auth.tokens import AccessToken
 
@@ -44,17 +44,46 @@ class SharedEntry:
 
 def seal(client_secret: str, key: CacheKey, entry: SharedEntry) -> bytes:
     """Encrypt an entry for Redis: version byte, random nonce, AES-GCM ciphertext bound to ``key.id``."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    plain = json.dumps({"token": entry.token.to_dict(), "stored_at": entry.stored_at}).encode("utf-8")
-    nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(derive_key(client_secret, key.id)).encrypt(nonce, plain, key.id.encode("ascii"))
-    return ENTRY_VERSION + nonce + sealed
+    return seal_doc(client_secret, key, {"token": entry.token.to_dict(), "stored_at": entry.stored_at})
 
 
 def unseal(client_secret: str, key: CacheKey, blob: bytes) -> SharedEntry | None:
     """Decrypt what :func:`seal` wrote; None when it was written under another secret or key, altered,
     or is not an entry at all."""
+    doc = unseal_doc(client_secret, key, blob)
+    token = AccessToken.from_dict(doc.get("token")) if doc is not None else None
+    stored_at = doc.get("stored_at") if doc is not None else None
+    if token is None or not isinstance(stored_at, int | float):
+        return None
+    return SharedEntry(token, float(stored_at))
+
+
+def seal_failure(client_secret: str, key: CacheKey, failed_at: float, message: str) -> bytes:
+    """Encrypt a failed fetch's time and message (free of secrets, but the broker need not read it)."""
+    return seal_doc(client_secret, key, {"failed_at": failed_at, "failure": message[:1000]})
+
+
+def unseal_failure(client_secret: str, key: CacheKey, blob: bytes) -> tuple[float, str] | None:
+    """Decrypt what :func:`seal_failure` wrote: (when, message), or None."""
+    doc = unseal_doc(client_secret, key, blob)
+    failed_at = doc.get("failed_at") if doc is not None else None
+    if doc is None or not isinstance(failed_at, int | float):
+        return None
+    return float(failed_at), str(doc.get("failure") or "")
+
+
+def seal_doc(client_secret: str, key: CacheKey, doc: dict[str, Any]) -> bytes:
+    """Version byte, random nonce, AES-GCM ciphertext of ``doc`` as JSON, bound to ``key.id``."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    plain = json.dumps(doc).encode("utf-8")
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(derive_key(client_secret, key.id)).encrypt(nonce, plain, key.id.encode("ascii"))
+    return ENTRY_VERSION + nonce + sealed
+
+
+def unseal_doc(client_secret: str, key: CacheKey, blob: bytes) -> dict[str, Any] | None:
+    """The JSON object :func:`seal_doc` sealed, or None (another secret or key, altered, not ours)."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -66,8 +95,4 @@ def unseal(client_secret: str, key: CacheKey, blob: bytes) -> SharedEntry | None
         doc = json.loads(AESGCM(derive_key(client_secret, key.id)).decrypt(nonce, sealed, key.id.encode()))
     except (InvalidTag, ValueError):
         return None
-    token = AccessToken.from_dict(doc.get("token")) if isinstance(doc, dict) else None
-    stored_at = doc.get("stored_at") if isinstance(doc, dict) else None
-    if token is None or not isinstance(stored_at, int | float):
-        return None
-    return SharedEntry(token, float(stored_at))
+    return doc if isinstance(doc, dict) else None

@@ -192,9 +192,12 @@ def test_the_policy_replaces_a_rejected_token_once(make_store: StoreFactory) -> 
 def test_a_failure_while_others_waited_is_raised_in_them(
     make_store: StoreFactory, request: pytest.FixtureRequest
 ) -> None:
-    if kind_of(request) == "memory":
+    kind = kind_of(request)
+    if kind == "memory":
         pytest.skip("a memory store is one object's: nobody else waits on it")
-    holder, waiter = TokenCache(make_store()), TokenCache(make_store(lock_timeout=30.0))
+    # With Redis up, the waiter is another machine: only Redis links the two.
+    waiter_machine = "b" if kind == "redis" else "a"
+    holder, waiter = TokenCache(make_store()), TokenCache(make_store(waiter_machine, lock_timeout=30.0))
     calls: list[str] = []
     started = threading.Event()
 
@@ -247,3 +250,46 @@ def test_the_redis_store_copies_a_fleet_token_to_this_machine(redis_url: str, tm
     assert machine_b.read(KEY).token.value == "fleet-token"
     assert machine_b.fallback.read(KEY).token.value == "fleet-token"
     assert machine_b.read(KEY).last_attempt > 0  # Redis's write time counts as a recent attempt
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from carto_provider.auth.cache import CacheKey
+from carto_provider.auth.cache_file import FileStore
+from carto_provider.auth.redis_cache import RedisStore
+url, secret, directory = sys.argv[1:4]
+store = RedisStore(url, secret, fallback=FileStore(Path(directory) / "t.json", lock_timeout=5), lock_lease=0.6)
+with store.lock(CacheKey.of("contract", client_id="one"), blocking=True) as held:
+    print("locked" if held else "not locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_live_holder_keeps_the_redis_lock_and_a_dead_ones_lease_runs_out(
+    redis_url: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    url = fresh_redis(redis_url)
+    repo = Path(__file__).resolve().parents[2]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, url, SECRET, str(tmp_path / "a")],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        time.sleep(1.5)  # more than two leases of 0.6 s: only renewal keeps the lock
+        waiter = redis_store(url, tmp_path / "b", lock_timeout=10.0)
+        with waiter.lock(KEY, blocking=False) as busy:
+            assert busy is False
+        holder.kill()  # SIGKILL: no release, no more renewals
+        holder.wait()
+        with waiter.lock(KEY, blocking=True) as taken_over:
+            assert taken_over is True  # the lease ran out well within the 10 s wait
+    finally:
+        holder.kill()
+        holder.wait()
