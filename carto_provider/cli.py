@@ -51,8 +51,10 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def _login_target(args: argparse.Namespace) -> tuple[OAuthClient, TokenCache, Path]:
-    """The OAuth client, cache and cache file the login options designate."""
+    """The OAuth client, cache and cache file the login options designate (the options over the
+    environment's settings, resolved here once)."""
     from carto_provider.auth.oauth import OAuthClient, default_login_cache_path, login_cache
+    from carto_provider.auth.settings import AuthSettings
 
     client = OAuthClient.resolve(
         auth_url=args.auth_url,
@@ -60,6 +62,7 @@ def _login_target(args: argparse.Namespace) -> tuple[OAuthClient, TokenCache, Pa
         org=args.org,
         redirect_uri=getattr(args, "redirect_uri", None),
         paste_redirect_uri=getattr(args, "paste_redirect_uri", None),
+        settings=AuthSettings.from_environment(),
     )
     path = default_login_cache_path(args.token_cache_dir)
     return client, login_cache(path), path

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from carto_provider.auth.cache import DEFAULT_CACHE_DIR, CacheKey, TokenCache, secret_digest
-from carto_provider.auth.config import AUDIENCE, M2MCredentials, normalize_base_url, resolve_auth_url
+from carto_provider.auth.cache import CacheKey, TokenCache, secret_digest
+from carto_provider.auth.config import AUDIENCE, M2MCredentials
 from carto_provider.auth.dw import (
     DW_TOKEN_ASSUMED_LIFETIME,
     DW_TOKEN_PATH,
@@ -19,23 +18,19 @@ from carto_provider.auth.dw import (
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, response_body
 from carto_provider.auth.m2m import request_client_credentials_token
 from carto_provider.auth.session import api_error
+from carto_provider.auth.settings import M2M_CACHE_FILENAME as M2M_CACHE_FILENAME
+from carto_provider.auth.settings import OAUTH_CACHE_FILENAME as OAUTH_CACHE_FILENAME
+from carto_provider.auth.settings import AuthSettings, default_cache_path
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.errors import CartoAPIError, CredentialsAPIError, CredentialsConfigError, CredentialsError
-from carto_provider.retry import TOKEN_RETRY
 from carto_provider.transport import Transport
 
 if TYPE_CHECKING:
     import httpx
     from google.cloud.bigquery import Client
 
-M2M_CACHE_FILENAME = "token_m2m.json"
-OAUTH_CACHE_FILENAME = "token_oauth.json"
-
-
-def default_cache_path(filename: str, directory: str | os.PathLike[str] | None = None) -> Path:
-    """``<directory>/<filename>``; without a directory, ``~/.carto-provider/<filename>`` (not
-    carto-auth's ``~/.carto-auth``, so the two libraries never share or overwrite a file)."""
-    return Path(directory or DEFAULT_CACHE_DIR).expanduser() / filename
+#: The settings of an object assembled without any: the defaults, never the environment.
+DEFAULT_SETTINGS = AuthSettings()
 
 
 def m2m_token_cache(
@@ -55,9 +50,12 @@ def _m2m_parts(
     cache_filepath: str | os.PathLike[str] | None,
     use_cache: bool,
     given: AccessToken | None,
+    settings: AuthSettings,
 ) -> dict[str, Any]:
-    """What the public constructor builds for ``mode="m2m"``."""
+    """What the public constructor builds for ``mode="m2m"`` (carto-auth's: tokens under the default
+    retry policy, not ``settings.token_retry``)."""
     cache = m2m_token_cache(cache_filepath, use_cache, single_flight_wait(DEFAULT_RETRY, DEFAULT_TIMEOUT))
+    common = {"api_base_url": api_base_url, "settings": settings}
     if client_id and client_secret:
         credentials = M2MCredentials.from_mapping(
             {
@@ -66,6 +64,7 @@ def _m2m_parts(
                 "client_secret": client_secret,
             },
             source="CartoAuth('m2m')",
+            settings=settings,
         )
         key = m2m_cache_key(credentials)
         if given is not None and use_cache:
@@ -74,7 +73,7 @@ def _m2m_parts(
         def fetch() -> AccessToken:
             return request_client_credentials_token(credentials)
 
-        return {"api_base_url": api_base_url, "cache": cache, "cache_key": key, "fetch_token": fetch}
+        return {**common, "cache": cache, "cache_key": key, "fetch_token": fetch}
 
     def no_credentials() -> AccessToken:
         raise CredentialsError(
@@ -83,12 +82,7 @@ def _m2m_parts(
         )
 
     key = CacheKey.of("M2M token given to CartoAuth", grant="given")
-    return {
-        "api_base_url": api_base_url,
-        "cache": TokenCache(None),
-        "cache_key": key,
-        "fetch_token": no_credentials,
-    }
+    return {**common, "cache": TokenCache(None), "cache_key": key, "fetch_token": no_credentials}
 
 
 def m2m_cache_key(credentials: M2MCredentials, *, audience: str = AUDIENCE) -> CacheKey:
@@ -107,12 +101,6 @@ def m2m_cache_key(credentials: M2MCredentials, *, audience: str = AUDIENCE) -> C
 MODES = ("oauth", "m2m")
 #: Added to the worst-case token fetch when waiting for another process's fetch.
 LOCK_WAIT_MARGIN = 30.0
-
-
-def m2m_token_policy(policy: RetryPolicy) -> RetryPolicy:
-    """The retry policy of an M2M token request: ``policy``, or when none was chosen
-    (:data:`DEFAULT_RETRY`) :data:`TOKEN_RETRY`, which outlasts a short auth-server outage."""
-    return TOKEN_RETRY if policy is DEFAULT_RETRY else policy
 
 
 def single_flight_wait(policy: RetryPolicy, timeout: float | tuple[float, float]) -> float:
@@ -152,16 +140,22 @@ class CartoAuth:
         """``carto-auth``'s constructor: ``mode`` is ``"m2m"`` or ``"oauth"``; ``access_token`` and
         ``expiration`` (epoch seconds) are a token already obtained, used until it expires; then an
         M2M object uses ``client_id``/``client_secret`` and an OAuth one logs in again
-        (``open_browser``, ``org``). ``cache_filepath``/``use_cache`` as in :meth:`from_m2m`."""
+        (``open_browser``, ``org``). ``cache_filepath``/``use_cache`` as in :meth:`from_m2m`; the
+        other settings come from the environment (:meth:`AuthSettings.from_environment`)."""
         if mode not in MODES:
             raise CredentialsConfigError("Mode not supported. Available modes: oauth, m2m")
         given = AccessToken.given(access_token, expiration)
+        settings = AuthSettings.from_environment()
         if mode == "oauth":
             from carto_provider.auth.login import oauth_parts
 
-            parts = oauth_parts(cache_filepath, use_cache, open_browser, api_base_url, org, given=given)
+            parts = oauth_parts(
+                cache_filepath, use_cache, open_browser, api_base_url, org, given=given, settings=settings
+            )
         else:
-            parts = _m2m_parts(api_base_url, client_id, client_secret, cache_filepath, use_cache, given)
+            parts = _m2m_parts(
+                api_base_url, client_id, client_secret, cache_filepath, use_cache, given, settings
+            )
         self._setup(**parts)
         self._given = given
 
@@ -184,10 +178,13 @@ class CartoAuth:
         on_secret: Callable[[str], None] | None = None,
         bigquery_api_endpoint: str | None = None,
         dw_token_lifetime: float = DW_TOKEN_ASSUMED_LIFETIME,
+        settings: AuthSettings = DEFAULT_SETTINGS,
     ) -> None:
         """``on_secret`` is called once with every token value this object hands out or uses (Airflow
-        passes ``mask_secret``, so tokens become ``***`` in task logs)."""
-        self.api_base_url = normalize_base_url(api_base_url) if api_base_url else None
+        passes ``mask_secret``, so tokens become ``***`` in task logs); ``settings`` are the ones the
+        caller resolved (the URL rules for ``api_base_url``)."""
+        self.settings = settings
+        self.api_base_url = settings.check_base_url(api_base_url) if api_base_url else None
         self.cache = cache
         self.cache_key = cache_key
         self.retry_policy = retry_policy
@@ -228,9 +225,9 @@ class CartoAuth:
         ``use_cache=False`` keeps tokens in this object only. Other keyword arguments as in
         :meth:`from_m2m_credentials`.
         """
-        auth = cls.from_m2m_credentials(
-            M2MCredentials.from_file(filepath), cache_filepath, use_cache, **kwargs
-        )
+        kwargs["settings"] = kwargs.get("settings") or AuthSettings.from_environment()
+        credentials = M2MCredentials.from_file(filepath, settings=kwargs["settings"])
+        auth = cls.from_m2m_credentials(credentials, cache_filepath, use_cache, **kwargs)
         auth.get_token()
         return auth
 
@@ -246,8 +243,13 @@ class CartoAuth:
 
         ``cache=`` replaces the file cache, e.g. with a
         :class:`~carto_provider.auth.redis_cache.RedisTokenCache` shared by a fleet of machines.
+        Token requests retry under ``settings.token_policy(token_retry=..., chosen=retry_policy)``
+        (``settings``: an :class:`~carto_provider.auth.settings.AuthSettings`, by default the environment's).
         """
-        policy = m2m_token_policy(kwargs.get("retry_policy", DEFAULT_RETRY))
+        settings = kwargs["settings"] = kwargs.get("settings") or AuthSettings.from_environment()
+        policy = settings.token_policy(
+            token_retry=kwargs.pop("token_retry", None), chosen=kwargs.get("retry_policy")
+        )
         timeout = kwargs.get("timeout", DEFAULT_TIMEOUT)
         lock_timeout = kwargs.pop("lock_timeout", None) or single_flight_wait(policy, timeout)
         cache = kwargs.pop("cache", None) or m2m_token_cache(cache_filepath, use_cache, lock_timeout)
@@ -281,10 +283,10 @@ class CartoAuth:
         go to the constructor. Logins have no refresh token: when one expires, a new login runs (never
         inside an Airflow task, which raises :class:`~carto_provider.auth.errors.LoginRequiredError`).
         """
-        from carto_provider.auth.login import oauth_auth
+        from carto_provider.auth.login import oauth_parts
 
-        return oauth_auth(
-            cache_filepath, use_cache, open_browser, api_base_url, org, auth_class=cls, **kwargs
+        return cls._assemble(
+            **oauth_parts(cache_filepath, use_cache, open_browser, api_base_url, org, **kwargs)
         )
 
     @classmethod
@@ -292,14 +294,12 @@ class CartoAuth:
         cls, api_base_url: str, client_id: str, client_secret: str, auth_url: str | None = None, **kwargs: Any
     ) -> CartoAuth:
         """Shorthand for :meth:`from_m2m_credentials` with plain values."""
+        kwargs["settings"] = kwargs.get("settings") or AuthSettings.from_environment()
         credentials = M2MCredentials.from_mapping(
-            {
-                "api_base_url": api_base_url,
-                "client_id": client_id,
-                "client_secret": client_secret,
-                "auth_url": auth_url or resolve_auth_url(),
-            },
+            {"api_base_url": api_base_url, "client_id": client_id, "client_secret": client_secret},
             source="The CARTO M2M credentials",
+            auth_url=auth_url,
+            settings=kwargs["settings"],
         )
         return cls.from_m2m_credentials(credentials, **kwargs)
 

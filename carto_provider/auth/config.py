@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carto_provider.auth.urls import check_url, is_loopback_host
+from carto_provider.auth.settings import AUTH_URL_ENV as AUTH_URL_ENV
+from carto_provider.auth.settings import DEFAULT_AUTH_URL, AuthSettings
+from carto_provider.auth.settings import INSECURE_HTTP_HOSTS_ENV as INSECURE_HTTP_HOSTS_ENV
 from carto_provider.errors import (
     CredentialsConfigError,
     CredentialsFieldMissingError,
@@ -26,31 +28,29 @@ from carto_provider.errors import (
     CredentialsFileNotFoundError,
 )
 
-DEFAULT_AUTH_URL = "https://auth.carto.com"
-AUTH_URL_ENV = "CARTO_AUTH_URL"
-#: Comma-separated host names (exact, case-insensitive) allowed over plain http:// besides loopback.
-#: For an emulator reached by name on a private network, e.g. ``carto-emulator`` in docker-compose.
-INSECURE_HTTP_HOSTS_ENV = "CARTO_ALLOW_INSECURE_HTTP_HOSTS"
 AUDIENCE = "carto-cloud-native-api"
 REQUIRED_M2M_FIELDS = ("api_base_url", "client_id", "client_secret")
 
+# The four functions below answer from the environment, for callers that hold no AuthSettings; the
+# package's own code resolves AuthSettings once at its edges and passes it down instead.
 
-def insecure_http_hosts(environ: Mapping[str, str] = os.environ) -> frozenset[str]:
+
+def insecure_http_hosts(environ: Mapping[str, str] | None = None) -> frozenset[str]:
     """The host names ``$CARTO_ALLOW_INSECURE_HTTP_HOSTS`` allows over plain http (exact names, no
     wildcards; the deliberate escape hatch for an emulator on a container network)."""
-    return frozenset(h.strip().lower() for h in environ.get(INSECURE_HTTP_HOSTS_ENV, "").split(",")) - {""}
+    return AuthSettings.from_environment(environ).insecure_http_hosts
 
 
 def insecure_http_allowed(host: str) -> bool:
     """True when ``http://`` may be used for ``host``: loopback, or listed in
     ``$CARTO_ALLOW_INSECURE_HTTP_HOSTS``."""
-    return is_loopback_host(host) or host.strip("[]").lower() in insecure_http_hosts()
+    return AuthSettings.from_environment().insecure_http_allowed(host)
 
 
 def normalize_base_url(url: str, *, what: str = "API base URL") -> str:
     """Validate a CARTO base URL (:func:`~carto_provider.auth.urls.check_url`, with the hosts of
     ``$CARTO_ALLOW_INSECURE_HTTP_HOSTS``) and return it without a trailing slash."""
-    return check_url(url, what=what, insecure_http_hosts=insecure_http_hosts())
+    return AuthSettings.from_environment().check_base_url(url, what=what)
 
 
 def resolve_auth_url(explicit: str | None = None) -> str:
@@ -58,12 +58,7 @@ def resolve_auth_url(explicit: str | None = None) -> str:
 
     A full token-endpoint URL (``.../oauth/token``) is accepted too and trimmed to its base.
     """
-    chosen = explicit or os.environ.get(AUTH_URL_ENV) or DEFAULT_AUTH_URL
-    url = normalize_base_url(chosen, what="auth URL")
-    for suffix in ("/oauth/token", "/authorize"):
-        if url.endswith(suffix):
-            url = url[: -len(suffix)]
-    return url
+    return AuthSettings.from_environment().resolve_auth_url(explicit)
 
 
 @dataclass(frozen=True)
@@ -94,12 +89,15 @@ class M2MCredentials:
         source: str,
         error: type[CredentialsConfigError] = CredentialsConfigError,
         auth_url: str | None = None,
+        settings: AuthSettings | None = None,
     ) -> M2MCredentials:
         """Build credentials from a mapping, naming ``source`` (a file or connection) in every error.
 
         ``error`` is the class raised (:class:`CredentialsFileError` for a file); ``auth_url`` is the
-        resolved default when the mapping has none.
+        default when the mapping has none, else ``settings.auth_url`` (``settings``: the URL rules
+        and defaults; without it, :meth:`AuthSettings.from_environment`).
         """
+        settings = settings or AuthSettings.from_environment()
         for name in REQUIRED_M2M_FIELDS:
             value = data.get(name)
             if value is None:
@@ -111,8 +109,8 @@ class M2MCredentials:
         if explicit_auth_url is not None and not isinstance(explicit_auth_url, str):
             raise error(f"{source} has a non-text value for 'auth_url'.")
         try:
-            api_base_url = normalize_base_url(data["api_base_url"])
-            resolved_auth_url = resolve_auth_url(explicit_auth_url or auth_url or None)
+            api_base_url = settings.check_base_url(data["api_base_url"])
+            resolved_auth_url = settings.resolve_auth_url(explicit_auth_url or auth_url or None)
         except CredentialsConfigError as exc:
             raise error(f"{source}: {exc}") from None
         return cls(
@@ -123,8 +121,14 @@ class M2MCredentials:
         )
 
     @classmethod
-    def from_file(cls, filepath: str | os.PathLike[str], *, auth_url: str | None = None) -> M2MCredentials:
-        """Read a ``carto_credentials.json`` file (``auth_url``: the default when it names none)."""
+    def from_file(
+        cls,
+        filepath: str | os.PathLike[str],
+        *,
+        auth_url: str | None = None,
+        settings: AuthSettings | None = None,
+    ) -> M2MCredentials:
+        """Read a ``carto_credentials.json`` file (``auth_url``, ``settings``: as in :meth:`from_mapping`)."""
         path = Path(filepath).expanduser()
         source = f"The CARTO credentials file {str(path)!r}"
         text = _read_credentials_text(path, source)
@@ -142,7 +146,9 @@ class M2MCredentials:
             raise CredentialsFileJSONError(f"{source} is not a credentials file (too deep).") from None
         if not isinstance(data, dict):
             raise CredentialsFileError(f"{source} must contain a JSON object, not {type(data).__name__}.")
-        return cls.from_mapping(data, source=source, error=CredentialsFileError, auth_url=auth_url)
+        return cls.from_mapping(
+            data, source=source, error=CredentialsFileError, auth_url=auth_url, settings=settings
+        )
 
 
 #: A credentials file is a few hundred bytes.

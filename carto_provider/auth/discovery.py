@@ -3,19 +3,17 @@
 1. ``GET <accounts URL>`` with the new token answers the user's ``tenant_domain`` (and e-mail);
 2. ``GET https://<tenant_domain>/config.yaml`` (no token) gives ``apis.baseUrl``.
 
-The accounts URL is ``$CARTO_ACCOUNTS_URL`` when set; otherwise ``<auth URL>/accounts`` when the auth URL
-is on loopback (the CARTO emulator serves both), else CARTO's ``https://accounts.app.carto.com/accounts``.
+The accounts URL is :attr:`AuthSettings.accounts_url` (``$CARTO_ACCOUNTS_URL``, read at the edge) when
+set; otherwise ``<auth URL>/accounts`` when the auth URL is on loopback (the CARTO emulator serves
+both), else CARTO's ``https://accounts.app.carto.com/accounts``.
 The tenant's ``config.yaml`` is fetched over https, or plain http for a loopback tenant (the emulator).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from carto_provider.auth.config import normalize_base_url
 from carto_provider.auth.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -27,12 +25,15 @@ from carto_provider.auth.http import (
     unauthenticated_call,
     unreachable_message,
 )
+from carto_provider.auth.settings import ACCOUNTS_URL_ENV as ACCOUNTS_URL_ENV
+from carto_provider.auth.settings import DEFAULT_ACCOUNTS_URL as DEFAULT_ACCOUNTS_URL
+from carto_provider.auth.settings import AuthSettings
 from carto_provider.auth.untrusted import UnusableBody, location_host, redact
 from carto_provider.auth.urls import check_authority, is_loopback_host, shown
 from carto_provider.errors import CredentialsAPIError, CredentialsConfigError
 
-DEFAULT_ACCOUNTS_URL = "https://accounts.app.carto.com/accounts"
-ACCOUNTS_URL_ENV = "CARTO_ACCOUNTS_URL"
+#: The settings of a caller that gives none: the defaults, never the environment.
+DEFAULT_SETTINGS = AuthSettings()
 _HINT = (
     "Give your API base URL instead (`carto-provider login --api-base-url URL`, or "
     "from_oauth(api_base_url=...)); CARTO Workspace > Developers shows it."
@@ -52,13 +53,9 @@ class Account:
 
 
 def resolve_accounts_url(auth_url: str) -> str:
-    """Where to ask for the user's account (see the module docstring)."""
-    chosen = os.environ.get(ACCOUNTS_URL_ENV)
-    if chosen:
-        return normalize_base_url(chosen, what=f"accounts URL (${ACCOUNTS_URL_ENV})")
-    if is_loopback_host(urlsplit(auth_url).hostname or ""):
-        return f"{auth_url}/accounts"
-    return DEFAULT_ACCOUNTS_URL
+    """Where to ask for the user's account under the environment's settings (see the module
+    docstring); for callers that hold no :class:`AuthSettings`."""
+    return AuthSettings.from_environment().accounts_url_for(auth_url)
 
 
 def config_url(tenant_domain: str) -> str:
@@ -134,7 +131,7 @@ def _account_fields(body: Any, url: str, token: str) -> tuple[str, str | None]:
     return domain.strip(), email
 
 
-def _base_url_from_config(text: str, url: str) -> str:
+def _base_url_from_config(text: str, url: str, settings: AuthSettings) -> str:
     import yaml  # PyYAML: CARTO publishes the tenant configuration as YAML
 
     try:
@@ -148,7 +145,7 @@ def _base_url_from_config(text: str, url: str) -> str:
             f"The CARTO tenant configuration {url} has no apis.baseUrl. {_HINT}", url=url
         )
     try:
-        return normalize_base_url(base, what=f"API base URL in {url}")
+        return settings.check_base_url(base, what=f"API base URL in {url}")
     except CredentialsConfigError as exc:
         raise CredentialsAPIError(f"{exc} {_HINT}", url=url) from None
 
@@ -157,11 +154,13 @@ def discover_account(
     access_token: str,
     *,
     auth_url: str,
+    settings: AuthSettings = DEFAULT_SETTINGS,
     policy: RetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> Account:
-    """The API base URL (and e-mail, when CARTO tells it) of the user who owns ``access_token``."""
-    accounts_url = resolve_accounts_url(auth_url)
+    """The API base URL (and e-mail, when CARTO tells it) of the user who owns ``access_token``
+    (``settings``: the accounts URL and the hosts allowed over plain http)."""
+    accounts_url = settings.accounts_url_for(auth_url)
     response = _get(
         accounts_url,
         what="CARTO's accounts service",
@@ -173,4 +172,4 @@ def discover_account(
     tenant_domain, email = _account_fields(response_body(response), accounts_url, access_token)
     tenant_config = config_url(tenant_domain)
     response = _get(tenant_config, what="The CARTO tenant configuration", policy=policy, timeout=timeout)
-    return Account(_base_url_from_config(response.text, tenant_config), tenant_domain, email)
+    return Account(_base_url_from_config(response.text, tenant_config, settings), tenant_domain, email)

@@ -24,9 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT
-from carto_provider.auth.carto_auth import CartoAuth
-from carto_provider.auth.config import normalize_base_url
+from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, TokenCache
 from carto_provider.auth.discovery import discover_account
 from carto_provider.auth.errors import CredentialsError, LoginRequiredError
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
@@ -41,20 +39,23 @@ from carto_provider.auth.oauth import (
     login_command,
 )
 from carto_provider.auth.pkce import challenge_of, new_state, new_verifier, state_matches
+from carto_provider.auth.settings import AuthSettings
 from carto_provider.auth.tokens import AccessToken, unverified_claims
 
 log = logging.getLogger(__name__)
 
 #: Seconds the browser login waits for the redirect.
 DEFAULT_LOGIN_TIMEOUT = 300.0
-#: Set by Airflow in every task's environment.
+#: Set by Airflow in every task's environment. Read when a login is about to prompt, not with the
+#: settings: a ``CartoAuth`` built while a DAG file is parsed exists before Airflow sets it.
 AIRFLOW_TASK_ENV = "AIRFLOW_CTX_TASK_ID"
 _CODE = re.compile(r"[A-Za-z0-9._~+/-]{4,2048}")
 
 
 def open_in_browser(url: str) -> bool:
     """Open ``url`` with :mod:`webbrowser`; False when no browser can be opened here (as in Colab or
-    Databricks, where it would open on the server)."""
+    Databricks, where it would open on the server). Asked of the running process when a login
+    starts, like ``$BROWSER`` inside :mod:`webbrowser`: the user interface's edge, not a setting."""
     if "google.colab" in sys.modules or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         return False
     try:
@@ -191,7 +192,9 @@ def _login_info(
         (v for k, v in claims.items() if (k == "email" or k.endswith("/email")) and isinstance(v, str)), None
     )
     if api_base_url is None:
-        account = discover_account(token.value, auth_url=client.auth_url, policy=policy, timeout=timeout)
+        account = discover_account(
+            token.value, auth_url=client.auth_url, settings=client.settings, policy=policy, timeout=timeout
+        )
         api_base_url, email = account.api_base_url, account.email or email
     return LoginInfo(api_base_url=api_base_url, user=email or subject, subject=subject, org=client.org)
 
@@ -207,7 +210,7 @@ def interactive_login(
 ) -> LoginToken:
     """Log the user in and return the token with its :class:`LoginInfo` (not cached: the caller does)."""
     ui = ui or LoginUI()
-    explicit = normalize_base_url(api_base_url) if api_base_url else None
+    explicit = client.settings.check_base_url(api_base_url) if api_base_url else None
     started = time.monotonic()
     verifier, state = new_verifier(), new_state()
     got = _browser_code(client, challenge_of(verifier), state, ui) if open_browser else None
@@ -237,12 +240,27 @@ def interactive_login(
 
 
 def refuse_inside_airflow_task(client: OAuthClient) -> None:
-    """Raise LoginRequiredError when running as an Airflow task, which must never prompt."""
+    """Raise LoginRequiredError when running as an Airflow task, which must never prompt (asked at the
+    moment of prompting: see :data:`AIRFLOW_TASK_ENV`)."""
     if os.environ.get(AIRFLOW_TASK_ENV):
         raise LoginRequiredError(
             f"A new {client.label} is needed, but this is an Airflow task, which never opens a browser or "
             f"waits for input. Run `{login_command(client)}` on this machine, then run the task again."
         )
+
+
+def _login_of(
+    cache: TokenCache, client: OAuthClient, explicit: str | None, log_in: Callable[[], LoginToken]
+) -> LoginInfo | None:
+    """The cached login's details; logs in now when none is cached, or when the entry has no details
+    and no API base URL was given."""
+    token = cache.get(client.cache_key, log_in)
+    login = token.login if isinstance(token, LoginToken) else None
+    if explicit is None and login is None:
+        token = log_in()
+        cache.store(client.cache_key, token)
+        login = token.login
+    return login
 
 
 def oauth_parts(
@@ -261,17 +279,21 @@ def oauth_parts(
     lock_timeout: float | None = None,
     retry_policy: RetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    settings: AuthSettings | None = None,
+    **common: Any,
 ) -> dict[str, Any]:
-    """The parts of an OAuth :class:`CartoAuth`: reuse the cached login (or ``given``, a token the
-    caller already has), or log in now (and again whenever the login expires)."""
+    """The parts of an OAuth ``CartoAuth``: reuse the cached login (or ``given``, a token the
+    caller already has), or log in now (and again whenever the login expires). ``settings``: as in
+    :meth:`OAuthClient.resolve`; ``common`` (``on_secret``...) is passed on to the ``CartoAuth``."""
     client = OAuthClient.resolve(
         auth_url=auth_url,
         client_id=client_id,
         org=org,
         redirect_uri=redirect_uri,
         paste_redirect_uri=paste_redirect_uri,
+        settings=settings,
     )
-    explicit = normalize_base_url(api_base_url) if api_base_url else None
+    explicit = client.settings.check_base_url(api_base_url) if api_base_url else None
     path = (cache_filepath or default_login_cache_path()) if use_cache else None
     cache = login_cache(path, lock_timeout=lock_timeout or DEFAULT_LOCK_TIMEOUT)
 
@@ -286,14 +308,7 @@ def oauth_parts(
             timeout=timeout,
         )
 
-    login = None
-    if given is None:
-        token = cache.get(client.cache_key, log_in)
-        login = token.login if isinstance(token, LoginToken) else None
-        if explicit is None and login is None:  # an entry without the login's details: log in again
-            token = log_in()
-            cache.store(client.cache_key, token)
-            login = token.login
+    login = _login_of(cache, client, explicit, log_in) if given is None else None
     return {
         "api_base_url": explicit or (login.api_base_url if login else None),
         "cache": cache,
@@ -301,23 +316,6 @@ def oauth_parts(
         "fetch_token": log_in,
         "retry_policy": retry_policy,
         "timeout": timeout,
+        "settings": client.settings,
+        **common,
     }
-
-
-def oauth_auth(
-    cache_filepath: str | os.PathLike[str] | None = None,
-    use_cache: bool = True,
-    open_browser: bool = True,
-    api_base_url: str | None = None,
-    org: str | None = None,
-    *,
-    auth_class: type[CartoAuth] = CartoAuth,
-    **kwargs: Any,
-) -> CartoAuth:
-    """What :meth:`CartoAuth.from_oauth` does (see :func:`oauth_parts`); ``on_secret``,
-    ``bigquery_api_endpoint`` and ``dw_token_lifetime`` go to the :class:`CartoAuth`."""
-    extra = {
-        k: kwargs.pop(k) for k in ("on_secret", "bigquery_api_endpoint", "dw_token_lifetime") if k in kwargs
-    }
-    parts = oauth_parts(cache_filepath, use_cache, open_browser, api_base_url, org, **kwargs)
-    return auth_class._assemble(**parts, **extra)

@@ -6,41 +6,37 @@ cached in ``~/.carto-provider/token_oauth.json`` (private, atomic: the shared :c
 key made of the auth URL, client id, audience and SSO organization. Next to the token, the entry keeps
 the login's API base URL and identity (``"login"`` in the entry), so ``carto-provider status`` and the
 hook can use them. CARTO issues no refresh token for these logins: when one expires, a new interactive
-login is the only way forward, which tasks never attempt (:func:`cached_login_auth`).
+login is the only way forward, which tasks never attempt (:mod:`.cached_login`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, CacheKey, TokenCache
-from carto_provider.auth.carto_auth import OAUTH_CACHE_FILENAME, CartoAuth, default_cache_path
-from carto_provider.auth.config import AUDIENCE, resolve_auth_url
+from carto_provider.auth.config import AUDIENCE
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, error_detail, error_fields
 from carto_provider.auth.m2m import post_token_form
 from carto_provider.auth.pkce import CHALLENGE_METHOD
+from carto_provider.auth.settings import CARTO_PUBLIC_CLIENT_ID as CARTO_PUBLIC_CLIENT_ID
+from carto_provider.auth.settings import CLIENT_ID_ENV as CLIENT_ID_ENV
+from carto_provider.auth.settings import OAUTH_CACHE_FILENAME, AuthSettings, default_cache_path
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.auth.urls import check_url
-from carto_provider.errors import CredentialsError, LoginRequiredError
+from carto_provider.errors import CredentialsError
 
 if TYPE_CHECKING:
     import httpx
 
-#: CARTO's public PKCE client (the one carto-auth uses) and the redirects registered for it.
-CARTO_PUBLIC_CLIENT_ID = "0dxb8HR3ATXCxJiPOJVHsLoHoAtbRX6u"
+#: The redirects CARTO registered for its public PKCE client (``CARTO_PUBLIC_CLIENT_ID``).
 LOOPBACK_REDIRECT_URI = "http://localhost:10000/callback/"
 PASTE_REDIRECT_URI = "https://app.carto.com/auth/token"
-#: Overrides the client id for logins and for connections with ``auth_type: oauth`` alike.
-CLIENT_ID_ENV = "CARTO_OAUTH_CLIENT_ID"
-#: Tasks wait at most this long for a login being written by another process.
-HOOK_LOCK_TIMEOUT = 5.0
 
 
 def _redirect_uri(uri: str, what: str) -> str:
@@ -51,7 +47,8 @@ def _redirect_uri(uri: str, what: str) -> str:
 
 @dataclass(frozen=True)
 class OAuthClient:
-    """The OAuth client a login uses, and everything that makes its tokens differ."""
+    """The OAuth client a login uses, and everything that makes its tokens differ; ``settings`` are
+    the ones it was resolved with (discovery's accounts URL, the URL rules, the default auth URL)."""
 
     auth_url: str
     client_id: str = CARTO_PUBLIC_CLIENT_ID
@@ -59,6 +56,7 @@ class OAuthClient:
     org: str | None = None
     redirect_uri: str = LOOPBACK_REDIRECT_URI
     paste_redirect_uri: str = PASTE_REDIRECT_URI
+    settings: AuthSettings = field(default_factory=AuthSettings, compare=False, repr=False)
 
     @classmethod
     def resolve(
@@ -69,15 +67,19 @@ class OAuthClient:
         org: str | None = None,
         redirect_uri: str | None = None,
         paste_redirect_uri: str | None = None,
+        settings: AuthSettings | None = None,
     ) -> OAuthClient:
-        """Fill the defaults: auth URL as for M2M (``$CARTO_AUTH_URL``), client id from
-        ``$CARTO_OAUTH_CLIENT_ID`` or CARTO's public client, CARTO's registered redirects."""
+        """Fill the defaults from ``settings`` (without them, :meth:`AuthSettings.from_environment`):
+        auth URL as for M2M (``$CARTO_AUTH_URL``), client id from ``$CARTO_OAUTH_CLIENT_ID`` or
+        CARTO's public client; CARTO's registered redirects."""
+        settings = settings or AuthSettings.from_environment()
         return cls(
-            auth_url=resolve_auth_url(auth_url),
-            client_id=(client_id or os.environ.get(CLIENT_ID_ENV) or CARTO_PUBLIC_CLIENT_ID).strip(),
+            auth_url=settings.resolve_auth_url(auth_url),
+            client_id=(client_id or settings.oauth_client_id).strip(),
             org=(org or "").strip() or None,
             redirect_uri=_redirect_uri(redirect_uri or LOOPBACK_REDIRECT_URI, "redirect URI"),
             paste_redirect_uri=_redirect_uri(paste_redirect_uri or PASTE_REDIRECT_URI, "paste redirect URI"),
+            settings=settings,
         )
 
     @property
@@ -238,7 +240,7 @@ def login_command(client: OAuthClient, token_cache_dir: str | None = None) -> st
     parts = ["carto-provider login"]
     if client.org:
         parts.append(f"--org {client.org}")
-    if client.auth_url != resolve_auth_url():
+    if client.auth_url != client.settings.auth_url:
         parts.append(f"--auth-url {client.auth_url}")
     if token_cache_dir:
         parts.append(f"--token-cache-dir {token_cache_dir}")
@@ -248,38 +250,3 @@ def login_command(client: OAuthClient, token_cache_dir: str | None = None) -> st
 def expiry_text(expires_at: float) -> str:
     """``2026-01-01 10:00 UTC``."""
     return dt.datetime.fromtimestamp(expires_at, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def cached_login_auth(settings: Any, **common: Any) -> CartoAuth:
-    """The :class:`CartoAuth` of the user's cached ``carto-provider login``, for a connection with
-    ``auth_type: oauth``. Never prompts, opens no socket or browser and reads no input: without a
-    usable cached login it raises :class:`LoginRequiredError` at once, naming the command to run.
-
-    ``settings`` is the hook's ``CartoConnectionSettings``; ``common`` goes to :class:`CartoAuth`.
-    """
-    client = OAuthClient.resolve(auth_url=settings.auth_url, org=settings.org)
-    path = settings.cache_path(OAUTH_CACHE_FILENAME)
-    cache = login_cache(path, lock_timeout=HOOK_LOCK_TIMEOUT)
-    command = login_command(client, settings.token_cache_dir)
-    prefix = f"Connection {settings.conn_id!r} uses auth_type 'oauth' (your own CARTO login)"
-    suffix = f"Run `{command}` on this machine, then run the task again (tasks never open a browser)."
-    token = cache.peek(client.cache_key)
-    if token is None or not token.usable(time.time()):
-        raise LoginRequiredError(
-            f"{prefix}, but no {client.label} valid for more than a few minutes is cached in {path}. {suffix}"
-        )
-    login = token.login if isinstance(token, LoginToken) else None
-    api_base_url = settings.api_base_url or (login.api_base_url if login else None)
-    if not api_base_url:
-        raise LoginRequiredError(f"{prefix}, but the cached login in {path} has no API base URL. {suffix}")
-
-    def no_interactive_login() -> AccessToken:
-        raise LoginRequiredError(f"{prefix}, and the cached login has expired or is about to. {suffix}")
-
-    return CartoAuth._assemble(
-        api_base_url=api_base_url,
-        cache=cache,
-        cache_key=client.cache_key,
-        fetch_token=no_interactive_login,
-        **common,
-    )

@@ -13,7 +13,7 @@ Importing this module is cheap: no I/O, and ``google.cloud.bigquery`` is importe
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -21,15 +21,10 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import BaseHook
 
 from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, TokenCache
-from carto_provider.auth.carto_auth import (
-    M2M_CACHE_FILENAME,
-    CartoAuth,
-    default_cache_path,
-    m2m_token_policy,
-    single_flight_wait,
-)
-from carto_provider.auth.config import M2MCredentials, normalize_base_url, resolve_auth_url
+from carto_provider.auth.carto_auth import CartoAuth, default_cache_path, single_flight_wait
+from carto_provider.auth.config import M2MCredentials
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
+from carto_provider.auth.settings import M2M_CACHE_FILENAME, OAUTH_CACHE_FILENAME, AuthSettings
 from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
 from carto_provider.hooks.params import split_hook_params
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
@@ -61,6 +56,7 @@ class CartoConnectionSettings:
     bigquery_api_endpoint: str | None = None
     token_cache: str = "local"
     token_cache_redis_url: str | None = None  # may hold a password: never shown
+    auth: AuthSettings = field(default_factory=AuthSettings)  # the environment's, read once
 
     def __repr__(self) -> str:
         return (
@@ -76,6 +72,7 @@ class CartoConnectionSettings:
         ``extra`` is the connection's extra already read (async code reads it with
         ``get_async_extra_dejson``, because ``extra_dejson`` blocks the event loop).
         """
+        auth = AuthSettings.from_environment()
         conn_id = conn.conn_id or "carto"
         extra = (conn.extra_dejson if extra is None else extra) or {}
 
@@ -106,18 +103,19 @@ class CartoConnectionSettings:
         return cls(
             conn_id=conn_id,
             auth_type=auth_type,
-            api_base_url=normalize_base_url(host, what=f"API base URL of connection {conn_id!r}")
+            api_base_url=auth.check_base_url(host, what=f"API base URL of connection {conn_id!r}")
             if host
             else None,
             client_id=(conn.login or "").strip() or None,
             client_secret=(conn.password or "").strip() or None,
-            auth_url=resolve_auth_url(text("auth_url")),
+            auth_url=auth.resolve_auth_url(text("auth_url")),
             org=text("org"),
             credentials_file=text("credentials_file"),
             token_cache_dir=text("token_cache_dir"),
             bigquery_api_endpoint=text("bigquery_api_endpoint"),
             token_cache=token_cache,
             token_cache_redis_url=redis_url,
+            auth=auth,
         )
 
     def m2m_credentials(self) -> M2MCredentials:
@@ -125,7 +123,7 @@ class CartoConnectionSettings:
         data: dict[str, Any] = {}
         source = f"Connection {self.conn_id!r}"
         if self.credentials_file:
-            data.update(M2MCredentials.from_file(self.credentials_file).__dict__)
+            data.update(M2MCredentials.from_file(self.credentials_file, settings=self.auth).__dict__)
             source += f" (with credentials file {self.credentials_file!r})"
         for name, value in (
             ("api_base_url", self.api_base_url),
@@ -146,7 +144,7 @@ class CartoConnectionSettings:
                 raise CredentialsConfigError(
                     f"{source} has no {shown}; set it, or the extra 'credentials_file'."
                 )
-        return M2MCredentials.from_mapping(data, source=source)
+        return M2MCredentials.from_mapping(data, source=source, settings=self.auth)
 
     def cache_path(self, filename: str) -> Path:
         """Where this connection's tokens are cached."""
@@ -239,7 +237,7 @@ class CartoAuthHook(BaseHook):
     """Authenticates with CARTO using an Airflow connection of type ``carto``.
 
     :param carto_conn_id: the connection id (default ``carto_default``).
-    :param retry_policy: how transient HTTP failures are retried.
+    :param retry_policy: how transient HTTP failures are retried (None: the default; tokens: token_retry).
     :param timeout: (connect, read) timeout in seconds of every HTTP call.
     :param kwargs: the connection's extra fields (``auth_url``, ``token_cache``...) override the
         connection's values; other names are checked as :mod:`carto_provider.hooks.params` says.
@@ -256,14 +254,16 @@ class CartoAuthHook(BaseHook):
         self,
         carto_conn_id: str = default_conn_name,
         *,
-        retry_policy: RetryPolicy = DEFAULT_RETRY,
+        retry_policy: RetryPolicy | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         self.hook_params, for_base = split_hook_params(type(self).__name__, kwargs, self.base_hook_params)
         super().__init__(**for_base)
         self.carto_conn_id = carto_conn_id
-        self.retry_policy = retry_policy
+        self.retry_policy = retry_policy or DEFAULT_RETRY
+        #: The token requests' policy: the chosen ``retry_policy``, else (None) the settings' token_retry.
+        self.token_retry = retry_policy
         self.timeout = timeout
         self._auth: CartoAuth | None = None
 
@@ -306,15 +306,19 @@ class CartoAuthHook(BaseHook):
     def get_auth(self) -> CartoAuth:
         """The :class:`~carto_provider.auth.CartoAuth` for this connection (built once per hook)."""
         if self._auth is None:
-            self._auth = self._build_auth(self.settings, self.retry_policy, self.timeout)
+            self._auth = self._build_auth(self.settings, self.retry_policy, self.timeout, self.token_retry)
         return self._auth
 
     get_conn = get_auth
 
     @staticmethod
     def _build_auth(
-        settings: CartoConnectionSettings, retry_policy: RetryPolicy, timeout: float | tuple[float, float]
+        settings: CartoConnectionSettings,
+        retry_policy: RetryPolicy,
+        timeout: float | tuple[float, float],
+        token_retry: RetryPolicy | None = None,
     ) -> CartoAuth:
+        """The connection's :class:`CartoAuth` (``token_retry`` None: ``settings.auth.token_retry``)."""
         common: dict[str, Any] = {
             "retry_policy": retry_policy,
             "timeout": timeout,
@@ -322,14 +326,25 @@ class CartoAuthHook(BaseHook):
             "bigquery_api_endpoint": settings.bigquery_api_endpoint,
         }
         if settings.auth_type == "oauth":
-            from carto_provider.auth.oauth import cached_login_auth
+            from carto_provider.auth.cached_login import cached_login_auth
+            from carto_provider.auth.oauth import OAuthClient
 
-            return cached_login_auth(settings, **common)
+            client = OAuthClient.resolve(auth_url=settings.auth_url, org=settings.org, settings=settings.auth)
+            return cached_login_auth(
+                client,
+                settings.cache_path(OAUTH_CACHE_FILENAME),
+                conn_id=settings.conn_id,
+                api_base_url=settings.api_base_url,
+                token_cache_dir=settings.token_cache_dir,
+                **common,
+            )
         credentials = settings.m2m_credentials()
         # Waiters on another process's fetch wait out its worst case, as CartoAuth's own cache does.
-        wait = single_flight_wait(m2m_token_policy(retry_policy), timeout)
-        cache = settings.m2m_token_cache(credentials, lock_timeout=wait)
-        return CartoAuth.from_m2m_credentials(credentials, cache=cache, **common)
+        policy = settings.auth.token_policy(token_retry=token_retry)
+        cache = settings.m2m_token_cache(credentials, lock_timeout=single_flight_wait(policy, timeout))
+        return CartoAuth.from_m2m_credentials(
+            credentials, cache=cache, settings=settings.auth, token_retry=policy, **common
+        )
 
     def get_access_token(self, *, min_ttl: float = 0.0) -> str:
         """A valid CARTO access token, masked in task logs."""
@@ -363,7 +378,8 @@ class CartoAuthHook(BaseHook):
         try:
             settings = self.settings
             secrets += _secrets_of(settings)
-            auth = self._build_auth(settings, TEST_CONNECTION_RETRY, TEST_CONNECTION_TIMEOUT)
+            retry = TEST_CONNECTION_RETRY
+            auth = self._build_auth(settings, retry, TEST_CONNECTION_TIMEOUT, token_retry=retry)
             token = auth.get_token()
             secrets.append(token.value)
             ok, message = True, _probe_api(auth, token.expires_at)

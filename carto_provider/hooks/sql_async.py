@@ -37,7 +37,9 @@ class CartoSQLAsyncHook(CartoAuthHook):
             conn, extra = await self._aconnection()
             settings = CartoConnectionSettings.from_connection(conn, extra=extra)
             # Reading a credentials file or opening the token cache is I/O: not on the loop.
-            self._auth = await asyncio.to_thread(self._build_auth, settings, self.retry_policy, self.timeout)
+            self._auth = await asyncio.to_thread(
+                self._build_auth, settings, self.retry_policy, self.timeout, self.token_retry
+            )
         return self._auth
 
     async def _aconnection(self) -> tuple[Any, dict[str, Any]]:

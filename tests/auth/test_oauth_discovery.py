@@ -15,6 +15,7 @@ from carto_provider.auth.discovery import (
 )
 from carto_provider.auth.errors import CartoAPIError
 from carto_provider.auth.http import RetryPolicy
+from carto_provider.auth.settings import AuthSettings
 
 FAST = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05)
 HINT = "--api-base-url"
@@ -30,7 +31,9 @@ def user_token(carto) -> str:
 
 
 def discover(carto, token: str | None = None, *, auth_url: str | None = None, **kwargs):
+    """Discovery as the login runs it: with the settings its edge resolved from the environment."""
     kwargs.setdefault("policy", FAST)
+    kwargs.setdefault("settings", AuthSettings.from_environment())
     return discover_account(token or user_token(carto), auth_url=auth_url or carto.url, **kwargs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,7 +10,9 @@ import sys
 
 import pytest
 
-from carto_provider.auth import CredentialsConfigError
+from carto_provider.auth import CredentialsConfigError, CredentialsError, RetryPolicy
+from carto_provider.auth.http import DEFAULT_RETRY
+from carto_provider.auth.settings import INSECURE_HTTP_HOSTS_ENV, AuthSettings
 from carto_provider.hooks.carto import CartoAuthHook
 from tests.conftest import airflow_cli
 from tests.helpers import emulator_cli_connection
@@ -89,6 +92,32 @@ def test_http_host_that_is_not_loopback_is_a_clear_error(monkeypatch):
     with pytest.raises(CredentialsConfigError, match="use https://") as info:
         CartoAuthHook().get_access_token()
     assert "carto_default" in str(info.value)
+
+
+def test_the_connection_settings_read_the_environment_once(carto_connection, monkeypatch):
+    monkeypatch.setenv(INSECURE_HTTP_HOSTS_ENV, "Emu")
+    settings = CartoAuthHook().settings
+    assert settings.auth == AuthSettings.from_environment() and settings.auth.insecure_http_hosts == {"emu"}
+    monkeypatch.delenv(INSECURE_HTTP_HOSTS_ENV)
+    assert settings.auth.insecure_http_allowed("emu")  # resolved when read, frozen since
+
+
+def test_token_requests_retry_under_the_chosen_policy_else_the_settings_token_retry(
+    carto_connection, carto_emulator
+):
+    two_tries = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02)
+    assert (CartoAuthHook().retry_policy, CartoAuthHook().token_retry) == (DEFAULT_RETRY, None)
+    assert CartoAuthHook(retry_policy=two_tries).token_retry == two_tries
+    settings = CartoAuthHook().settings
+    few = dataclasses.replace(settings, auth=AuthSettings(token_retry=two_tries))
+    carto_emulator.add_fault("POST /oauth/token", 503, times=2)  # one more would mean a third try
+    with pytest.raises(CredentialsError, match="HTTP 503"):
+        CartoAuthHook._build_auth(few, DEFAULT_RETRY, 5.0).get_token()
+    assert carto_emulator.calls("POST /oauth/token") == 2
+    carto_emulator.add_fault("POST /oauth/token", 503, times=1)
+    with pytest.raises(CredentialsError, match="HTTP 503"):
+        CartoAuthHook._build_auth(few, DEFAULT_RETRY, 5.0, RetryPolicy(attempts=1)).get_token()
+    assert carto_emulator.calls("POST /oauth/token") == 3
 
 
 def test_missing_client_secret_names_the_field_and_the_connection(monkeypatch, carto_emulator):
