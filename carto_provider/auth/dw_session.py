@@ -4,22 +4,25 @@ and a BigQuery endpoint that cannot be reached named in the error instead of min
 google-cloud-bigquery passes ``timeout=None`` (wait forever) for some calls, and retries connection
 errors for up to ten minutes without a word; pointed at the wrong endpoint (e.g. Google's, from a
 machine that only reaches the CARTO emulator) a task hung for minutes. Here every request gets
-:data:`BIGQUERY_TIMEOUT` unless the caller set one, a connection that cannot be set up is tried
-:data:`CONNECT_ATTEMPTS` times, then fails with :class:`BigQueryEndpointError` naming the endpoint
-(not one of the errors BigQuery's own retry repeats), and so does a read timeout.
+:data:`BIGQUERY_TIMEOUT` unless the caller set one, a connection that cannot be set up is retried
+under :data:`BIGQUERY_CONNECT_RETRY` (the package's one retry configuration, :mod:`carto_provider.retry`),
+then fails with :class:`BigQueryEndpointError` naming the endpoint (not one of the errors BigQuery's
+own retry repeats), and so does a read timeout, at once.
 """
 
 from __future__ import annotations
 
-import time
+import functools
 from typing import Any
 
 from carto_provider.errors import CartoAPIError
+from carto_provider.retry import RetryPolicy, retry_arguments
 
 #: (connect, read) seconds of a BigQuery call that did not set its own timeout.
 BIGQUERY_TIMEOUT: tuple[float, float] = (10.0, 120.0)
-#: Attempts to connect before the endpoint is reported unreachable (nothing was sent: safe to repeat).
-CONNECT_ATTEMPTS = 3
+#: Connection failures are tried again this way before the endpoint is reported unreachable.
+BIGQUERY_CONNECT_RETRY = RetryPolicy(attempts=3, initial_wait=0.5, max_wait=1.0)
+CONNECT_ATTEMPTS = BIGQUERY_CONNECT_RETRY.attempts
 GOOGLE_BIGQUERY_ENDPOINT = "https://bigquery.googleapis.com"
 
 
@@ -39,6 +42,7 @@ def _hint(endpoint: str) -> str:
 def dw_session(credentials: Any, *, endpoint: str | None, timeout: Any = BIGQUERY_TIMEOUT) -> Any:
     """A google-auth ``AuthorizedSession`` for ``credentials`` with the behaviour of the module doc."""
     import requests
+    import tenacity
     from google.auth.transport.requests import AuthorizedSession
 
     where = (endpoint or GOOGLE_BIGQUERY_ENDPOINT).rstrip("/")
@@ -55,34 +59,36 @@ def dw_session(credentials: Any, *, endpoint: str | None, timeout: Any = BIGQUER
             **kwargs: Any,
         ) -> Any:
             timeout = default_timeout if timeout is None else timeout
-            for attempt in range(1, CONNECT_ATTEMPTS + 1):
-                try:
-                    return super().request(
-                        method,
-                        url,
-                        data,
-                        headers,
-                        max_allowed_time=max_allowed_time,
-                        timeout=timeout,
-                        **kwargs,
-                    )
-                except requests.exceptions.ConnectTimeout as exc:
-                    failure: Exception = exc
-                except requests.exceptions.ReadTimeout:
-                    raise BigQueryEndpointError(
-                        f"The BigQuery endpoint {where} did not answer {method} within {timeout} s."
-                        + _hint(where),
-                        url=where,
-                    ) from None
-                except requests.exceptions.ConnectionError as exc:
-                    failure = exc
-                if attempt < CONNECT_ATTEMPTS:
-                    time.sleep(0.5 * attempt)
-            raise BigQueryEndpointError(
-                f"Could not reach the BigQuery endpoint {where} ({type(failure).__name__}, "
-                f"{CONNECT_ATTEMPTS} attempts).{_hint(where)}",
-                url=where,
-            ) from None
+            send = functools.partial(
+                super().request,
+                method,
+                url,
+                data,
+                headers,
+                max_allowed_time=max_allowed_time,
+                timeout=timeout,
+            )
+            try:
+                return tenacity.Retrying(**connect_retry)(send, **kwargs)
+            except requests.exceptions.ReadTimeout:
+                raise BigQueryEndpointError(
+                    f"The BigQuery endpoint {where} did not answer {method} within {timeout} s."
+                    + _hint(where),
+                    url=where,
+                ) from None
+            except requests.exceptions.ConnectionError as exc:  # ConnectTimeout included
+                raise BigQueryEndpointError(
+                    f"Could not reach the BigQuery endpoint {where} ({type(exc).__name__}, "
+                    f"{CONNECT_ATTEMPTS} attempts).{_hint(where)}",
+                    url=where,
+                ) from None
 
     default_timeout = timeout
+    # A refused or reset connection (requests' ConnectionError; a read timeout is not one) is retried.
+    connect_retry = retry_arguments(
+        BIGQUERY_CONNECT_RETRY,
+        at_most_once=True,
+        label=f"BigQuery call to {where}",
+        errors=(requests.exceptions.ConnectionError,),
+    )
     return DWSession(credentials)
