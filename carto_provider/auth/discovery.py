@@ -11,24 +11,21 @@ The tenant's ``config.yaml`` is fetched over https, or plain http for a loopback
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from carto_provider.auth.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
-    NoAnswer,
     RetryPolicy,
-    error_detail,
-    error_fields,
+    auth_flow_call,
     response_body,
-    unauthenticated_call,
-    unreachable_message,
 )
 from carto_provider.auth.settings import ACCOUNTS_URL_ENV as ACCOUNTS_URL_ENV
 from carto_provider.auth.settings import DEFAULT_ACCOUNTS_URL as DEFAULT_ACCOUNTS_URL
 from carto_provider.auth.settings import AuthSettings
-from carto_provider.auth.untrusted import UnusableBody, location_host, redact
+from carto_provider.auth.untrusted import redact
 from carto_provider.auth.urls import check_authority, is_loopback_host, shown
 from carto_provider.errors import CredentialsAPIError, CredentialsConfigError
 
@@ -79,34 +76,17 @@ def _get(
     headers: dict[str, str] | None = None,
     secrets: tuple[str, ...] = (),
 ) -> httpx.Response:
-    try:
-        response = unauthenticated_call("GET", url, policy=policy, timeout=timeout, headers=headers)
-    except UnusableBody as exc:
-        raise CredentialsAPIError(
-            f"{what} at {url} sent an unusable answer ({exc}). {_HINT}", url=url
-        ) from None
-    except NoAnswer as exc:
-        raise CredentialsAPIError(
-            unreachable_message(f"{what} at {url}", exc, timed_out=exc.timed_out, hint=_HINT),
-            url=url,
-        ) from None
-    if 300 <= response.status_code < 400:
-        raise CredentialsAPIError(
-            f"{what} at {url} answered HTTP {response.status_code}, a redirect to host "
-            f"{location_host(response.headers)!r}, which is never followed. {_HINT}",
-            status=response.status_code,
-            url=url,
-        )
-    if response.status_code != 200:
-        error, _ = error_fields(response, secrets)
-        detail = error_detail(response, secrets)
-        raise CredentialsAPIError(
-            f"{what} at {url} answered HTTP {response.status_code} ({detail}). {_HINT}",
-            status=response.status_code,
-            error=error,
-            url=url,
-        )
-    return response
+    return auth_flow_call(
+        "GET",
+        url,
+        where=f"{what} at {url}",
+        hint=_HINT,
+        error=functools.partial(CredentialsAPIError, url=url),
+        secrets=secrets,
+        policy=policy,
+        timeout=timeout,
+        headers=headers or {},
+    )
 
 
 def _account_fields(body: Any, url: str, token: str) -> tuple[str, str | None]:

@@ -1,22 +1,23 @@
 """The auth flow's HTTP calls, on the package's one transport (:mod:`carto_provider.transport`).
 
-Token requests, the accounts service and the tenant configuration are unauthenticated calls that
-:class:`~carto_provider.transport.Transport` retries as idempotent ones (connection errors, timeouts,
-429 and 5xx, capped backoff honouring ``Retry-After``), never following a redirect: a 3xx comes back
-as an answer, which the callers turn into an error naming its ``Location`` host. Answers above
-:data:`~.untrusted.MAX_BODY_BYTES` are refused; server text is redacted before it enters a message.
+Token requests, the accounts service and the tenant configuration are unauthenticated calls
+(:func:`auth_flow_call`) that :class:`~carto_provider.transport.Transport` retries as idempotent ones
+(connection errors, timeouts, 429 and 5xx, capped backoff honouring ``Retry-After``), never following
+a redirect. Each of their failures is told once, here: no answer, an answer above
+:data:`~.untrusted.MAX_BODY_BYTES`, a 3xx (naming its ``Location`` host), a refusal (CARTO's error,
+server text redacted); the caller names the endpoint and what to check.
 The retry rules are re-exported here for the code and tests that import them from this module.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from carto_provider.auth.untrusted import MAX_BODY_BYTES, UnusableBody, parse_json, redact
-from carto_provider.errors import CartoAPIError
+from carto_provider.auth.untrusted import MAX_BODY_BYTES, UnusableBody, parse_json, redact, redirect_error
+from carto_provider.errors import CartoAPIError, CredentialsError
 from carto_provider.transport import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -41,27 +42,19 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "RETRYABLE_STATUS",
     "USER_AGENT",
-    "NoAnswer",
+    "Refusal",
     "RetryAfterWait",
     "RetryPolicy",
     "RetryableStatus",
+    "auth_flow_call",
     "error_detail",
     "error_fields",
     "parse_retry_after",
     "redact_url",
     "response_body",
     "retryable_response",
-    "unauthenticated_call",
     "unreachable_message",
 ]
-
-
-class NoAnswer(Exception):
-    """The server did not answer at all, after the transport's retries."""
-
-    def __init__(self, *, timed_out: bool) -> None:
-        super().__init__("timed out" if timed_out else "could not be reached")
-        self.timed_out = timed_out
 
 
 _TRANSPORTS: dict[tuple[str, RetryPolicy, Timeout], Transport] = {}
@@ -80,33 +73,50 @@ def _transport_for(url: str, policy: RetryPolicy, timeout: Timeout) -> Transport
         return transport
 
 
-def unauthenticated_call(
+#: Builds the error for an answer that is neither 200 nor a redirect, from the answer and the secrets.
+Refusal = Callable[["httpx.Response", Sequence[str]], CredentialsError]
+
+
+def auth_flow_call(
     method: str,
     url: str,
     *,
+    where: str,
+    hint: str,
+    error: Callable[..., CredentialsError] = CredentialsError,
+    refused: Refusal | None = None,
+    secrets: Sequence[str] = (),
     policy: RetryPolicy = DEFAULT_RETRY,
     timeout: Timeout = DEFAULT_TIMEOUT,
-    headers: Mapping[str, str] | None = None,
-    data: Mapping[str, str] | None = None,
+    **options: Any,
 ) -> httpx.Response:
-    """One call of the auth flow without a bearer token; the final answer whatever its status.
+    """The 200 answer of one call of the auth flow (token endpoint, accounts service, tenant
+    configuration; ``options``: ``headers``, ``data``), or an ``error`` whose message starts with
+    ``where`` (``"The CARTO auth server at <URL>"``) and ends with ``hint`` (what to check).
 
-    Raises :class:`NoAnswer` when no attempt got an answer and :class:`UnusableBody` for an answer
-    above :data:`MAX_BODY_BYTES`.
+    No answer after the retries, an answer too large and a redirect (never followed: its host is
+    named) are told here; any other status by ``refused(response, secrets)`` when given, else as
+    ``<where> answered HTTP <status> (<CARTO's error>)``. Server text has ``secrets`` redacted.
     """
-    options: dict[str, Any] = {"headers": dict(headers or {})}
-    if data is not None:
-        options["data"] = dict(data)
+    transport = _transport_for(url, policy, timeout)
     try:
-        response = _transport_for(url, policy, timeout).request(
-            method, url, authorize=False, raise_for_status=False, **options
-        )
+        response = transport.request(method, url, authorize=False, raise_for_status=False, **options)
     except CartoAPIError as exc:
-        if exc.status is None:  # the transport's "no answer at all"
-            raise NoAnswer(timed_out="timed out" in str(exc)) from None
-        raise
+        if exc.status is not None:
+            raise
+        timed_out = "timed out" in str(exc)  # the transport's "no answer at all", after its retries
+        raise error(unreachable_message(where, exc, timed_out=timed_out, hint=hint)) from None
     if len(response.content) > MAX_BODY_BYTES:
-        raise UnusableBody(f"the answer is larger than {MAX_BODY_BYTES // 1024} KiB")
+        raise error(f"{where} sent an unusable answer (larger than {MAX_BODY_BYTES // 1024} KiB). {hint}")
+    status = response.status_code
+    if 300 <= status < 400:
+        raise redirect_error(status, response.headers, what=where, hint=hint, error=error)
+    if status != 200 and refused is not None:
+        raise refused(response, secrets)
+    if status != 200:
+        detail = error_detail(response, secrets)
+        code = error_fields(response, secrets)[0]
+        raise error(f"{where} answered HTTP {status} ({detail}). {hint}", status=status, error=code)
     return response
 
 

@@ -49,6 +49,8 @@ DEFAULT_LOGIN_TIMEOUT = 300.0
 #: Set by Airflow in every task's environment. Read when a login is about to prompt, not with the
 #: settings: a ``CartoAuth`` built while a DAG file is parsed exists before Airflow sets it.
 AIRFLOW_TASK_ENV = "AIRFLOW_CTX_TASK_ID"
+#: The keyword arguments of ``from_oauth`` that choose the OAuth client (see :meth:`OAuthClient.resolve`).
+CLIENT_OPTIONS = ("auth_url", "client_id", "redirect_uri", "paste_redirect_uri")
 _CODE = re.compile(r"[A-Za-z0-9._~+/-]{4,2048}")
 
 
@@ -271,10 +273,6 @@ def oauth_parts(
     org: str | None = None,
     *,
     given: AccessToken | None = None,
-    auth_url: str | None = None,
-    client_id: str | None = None,
-    redirect_uri: str | None = None,
-    paste_redirect_uri: str | None = None,
     login_ui: LoginUI | None = None,
     lock_timeout: float | None = None,
     retry_policy: RetryPolicy = DEFAULT_RETRY,
@@ -283,16 +281,11 @@ def oauth_parts(
     **common: Any,
 ) -> dict[str, Any]:
     """The parts of an OAuth ``CartoAuth``: reuse the cached login (or ``given``, a token the
-    caller already has), or log in now (and again whenever the login expires). ``settings``: as in
-    :meth:`OAuthClient.resolve`; ``common`` (``on_secret``...) is passed on to the ``CartoAuth``."""
-    client = OAuthClient.resolve(
-        auth_url=auth_url,
-        client_id=client_id,
-        org=org,
-        redirect_uri=redirect_uri,
-        paste_redirect_uri=paste_redirect_uri,
-        settings=settings,
-    )
+    caller already has), or log in now (and again whenever the login expires). ``auth_url``,
+    ``client_id``, ``redirect_uri``, ``paste_redirect_uri`` in ``common`` and ``settings`` go to
+    :meth:`OAuthClient.resolve`; the rest of ``common`` (``on_secret``...) to the ``CartoAuth``."""
+    options = {name: common.pop(name) for name in CLIENT_OPTIONS if name in common}
+    client = OAuthClient.resolve(org=org, settings=settings, **options)
     explicit = client.settings.check_base_url(api_base_url) if api_base_url else None
     path = (cache_filepath or default_login_cache_path()) if use_cache else None
     cache = login_cache(path, lock_timeout=lock_timeout or DEFAULT_LOCK_TIMEOUT)

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from carto_provider.auth.config import AUDIENCE, M2MCredentials
 from carto_provider.auth.http import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
-    NoAnswer,
+    Refusal,
     RetryPolicy,
+    auth_flow_call,
     error_detail,
     error_fields,
-    unauthenticated_call,
-    unreachable_message,
 )
 from carto_provider.auth.tokens import AccessToken
-from carto_provider.auth.untrusted import UnusableBody, parse_json, redact, redirect_error
+from carto_provider.auth.untrusted import parse_json, redact
 from carto_provider.errors import CredentialsError
 
 if TYPE_CHECKING:
     import httpx
 
+#: What to check when the auth server cannot be used at all (no answer, a redirect, an unusable answer).
+AUTH_URL_HINT = (
+    "Check the auth URL (the OAuth server itself, e.g. https://auth.carto.com) and the network "
+    "(proxy, firewall)."
+)
 _FIX_HINTS = {
     400: "Check the auth URL and the client id.",
     401: "Check the client id and client secret (CARTO Workspace > Developers > Credentials).",
@@ -55,27 +59,12 @@ def token_error(
     )
 
 
-def unreachable_error(exc: NoAnswer, *, url: str) -> CredentialsError:
-    """A CredentialsError for an auth server that did not answer in time or at all."""
-    return CredentialsError(
-        unreachable_message(
-            f"The CARTO auth server at {url}",
-            exc,
-            timed_out=exc.timed_out,
-            hint="Check the auth URL and the network (proxy, firewall).",
-        )
-    )
-
-
-TokenRefusal = Callable[["httpx.Response", Sequence[str]], CredentialsError]
-
-
 def post_token_form(
     token_url: str,
     form: Mapping[str, str],
     *,
     auth_url: str,
-    refused: TokenRefusal,
+    refused: Refusal,
     secret_fields: Sequence[str] = ("client_secret", "code", "code_verifier"),
     policy: RetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
@@ -83,36 +72,26 @@ def post_token_form(
     """POST a form-encoded token request and return the token (every grant: client credentials here,
     the login's authorization code in :mod:`.oauth`).
 
-    Never follows a redirect (a 3xx is a :class:`CredentialsError` naming the ``Location`` host);
-    reads at most :data:`~.untrusted.MAX_BODY_BYTES`; ``refused`` builds the error for any other
-    answer but 200, given the values of ``secret_fields`` to redact from the server's text.
+    Never follows a redirect; reads at most :data:`~.untrusted.MAX_BODY_BYTES`; ``refused`` builds
+    the error for any other answer but 200, given the values of ``secret_fields`` to redact from the
+    server's text (see :func:`~.http.auth_flow_call`).
     """
     import httpx  # noqa: F401  (loaded before the clock is read: its first import is not network time)
 
     secrets = [form[name] for name in secret_fields if form.get(name)]
     requested_at = time.time()
-    try:
-        response = unauthenticated_call(
-            "POST",
-            token_url,
-            policy=policy,
-            timeout=timeout,
-            data=form,
-            headers={"Accept": "application/json"},
-        )
-    except NoAnswer as exc:
-        raise unreachable_error(exc, url=auth_url) from None
-    except UnusableBody as exc:
-        raise _unusable(auth_url, str(exc), None) from None
-    if 300 <= response.status_code < 400:
-        raise redirect_error(
-            response.status_code,
-            response.headers,
-            what=f"The CARTO auth server at {auth_url}",
-            hint="Check the auth URL: it must be the OAuth server itself, e.g. https://auth.carto.com.",
-        )
-    if response.status_code != 200:
-        raise refused(response, secrets)
+    response = auth_flow_call(
+        "POST",
+        token_url,
+        where=f"The CARTO auth server at {auth_url}",
+        hint=AUTH_URL_HINT,
+        refused=refused,
+        secrets=secrets,
+        policy=policy,
+        timeout=timeout,
+        data=form,
+        headers={"Accept": "application/json"},
+    )
     try:
         body = parse_json(response.content)
         token = AccessToken.from_token_response(body, requested_at=requested_at)

@@ -15,7 +15,7 @@ becomes a token, a message or a log line:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
@@ -112,9 +112,16 @@ def location_host(headers: Mapping[str, str]) -> str:
     return redact(host, ()) if host else "(relative: the same host)"
 
 
-def redirect_error(status: int, headers: Mapping[str, str], *, what: str, hint: str) -> CredentialsError:
-    """The error for a 3xx answer from an auth endpoint, which is never followed."""
-    return CredentialsError(
+def redirect_error(
+    status: int,
+    headers: Mapping[str, str],
+    *,
+    what: str,
+    hint: str,
+    error: Callable[..., CredentialsError] = CredentialsError,
+) -> CredentialsError:
+    """The error (``error``: its class) for a 3xx answer from an auth endpoint, which is never followed."""
+    return error(
         f"{what} answered HTTP {status}, a redirect to host {location_host(headers)!r}; redirects from "
         f"CARTO's auth endpoints are never followed, so nothing was sent there. {hint}",
         status=status,
