@@ -9,11 +9,12 @@ import math
 import os
 import platform
 import re
+import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from carto_provider.testing.emulator import CartoEmulator
@@ -139,6 +140,24 @@ def task_env(home: Path, **extra: str) -> dict[str, str]:
 def python_module(module: str, *args: str, python: str | None = None) -> list[str]:
     """The command running ``python -m module args`` (the harness runs it from the repository root)."""
     return [python or sys.executable, "-m", module, *args]
+
+
+def json_from_child(module: str, *args: str, home: Path, what: str, timeout: float = 600) -> Any:
+    """Run ``python -m module args`` as a task process with its own ``home``; the JSON it printed last.
+
+    ``what`` names the process in the :class:`BenchmarkError` raised when it fails."""
+    proc = subprocess.run(
+        python_module(module, *args),
+        cwd=REPO,
+        env=task_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise BenchmarkError(f"the {what} process failed: {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def percentile(values: Sequence[float], q: float) -> float:

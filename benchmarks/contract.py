@@ -13,7 +13,6 @@ example in one process; it prints one JSON line, ``{"outcome": ...}``: ``ok`` or
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import REPO, BenchmarkError, Context, Section, python_module, table, task_env
+from benchmarks.common import Context, Section, json_from_child, table
 from benchmarks.libs import CARTO_AUTH, LABELS, LIBRARIES, PROVIDER
 
 
@@ -268,22 +267,9 @@ def run_in_process(ctx: Context, name: str, library: str, example: Example) -> t
     if example.fault is not None:
         ctx.emulator.add_fault(example.fault[0], example.fault[1], times=1)
     before = ctx.emulator.token_requests()
-    proc = subprocess.run(
-        python_module(
-            "benchmarks.contract", library, name, str(ctx.credentials), ctx.emulator.url, str(workdir)
-        ),
-        cwd=REPO,
-        env=task_env(home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise BenchmarkError(
-            f"the {LABELS.get(library, library)} {name!r} process failed: {proc.stderr.strip()[-2000:]}"
-        )
-    outcome = json.loads(proc.stdout.strip().splitlines()[-1])["outcome"]
+    args = (library, name, str(ctx.credentials), ctx.emulator.url, str(workdir))
+    what = f"{LABELS.get(library, library)} {name!r}"
+    outcome = json_from_child("benchmarks.contract", *args, home=home, what=what, timeout=300)["outcome"]
     return outcome, ctx.emulator.token_requests() - before
 
 

@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import timeit
 from collections.abc import Callable
 from typing import Any
 
 from benchmarks.common import (
-    REPO,
-    BenchmarkError,
     Context,
     Section,
     goal_ratio,
-    python_module,
+    json_from_child,
     table,
-    task_env,
 )
 from benchmarks.libs import CARTO_AUTH, LABELS, LIBRARIES, PROVIDER, auth_factory
 
@@ -63,18 +59,14 @@ def hot_path(ctx: Context) -> Section:
     results: dict[str, dict[str, Any]] = {}
     for lib in LIBRARIES:
         home = ctx.home("hotpath", lib)
-        proc = subprocess.run(
-            python_module("benchmarks.hotpath", lib, str(ctx.credentials), ctx.emulator.url),
-            cwd=REPO,
-            env=task_env(home),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
+        results[lib] = json_from_child(
+            "benchmarks.hotpath",
+            lib,
+            str(ctx.credentials),
+            ctx.emulator.url,
+            home=home,
+            what=f"{LABELS[lib]} hot-path",
         )
-        if proc.returncode != 0:
-            raise BenchmarkError(f"the {LABELS[lib]} hot-path process failed: {proc.stderr.strip()[-2000:]}")
-        results[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
 
     def micro(value: float) -> str:
         return f"{value * 1e6:.2f} µs" if value < 1e-3 else f"{value * 1e3:.2f} ms"
