@@ -175,7 +175,9 @@ def cold_bursts(ctx: Context) -> Section:
     return Section(
         1,
         "Cold burst: N task processes start together on an empty cache",
-        "N processes of one library share one `HOME` with no cached token. Each imports its library, "
+        "N processes of one library share one `HOME` with no cached token. Each imports its library "
+        "(for airflow-provider-carto also httpx, which every Airflow 3 task process has loaded; the "
+        "bytecode of both stacks is compiled first, as `pip install` does), "
         "waits for a common start instant, then runs `CartoAuth.from_m2m(credentials).get_access_token()`. "
         f"The emulator's token endpoint answers after {TOKEN_LATENCY:.2f} s (a real round trip). "
         "*Token requests* are the requests that reached the token endpoint; "

@@ -26,6 +26,11 @@ def auth_factory(library: str, credentials_path: str, emulator_url: str) -> Call
     The import happens here, so a caller can finish importing before a timed start.
     """
     if library == PROVIDER:
+        # Every Airflow 3 task process has httpx loaded already (the Task SDK's API client), so a
+        # task pays nothing for this package's HTTP stack; a bare process would pay it after the
+        # start instant, since importing carto_provider.auth leaves it to the first request.
+        import httpx  # noqa: F401
+
         from carto_provider.auth import CartoAuth
 
         return lambda: CartoAuth.from_m2m(credentials_path)

@@ -29,6 +29,7 @@ from benchmarks.common import (
     Context,
     Section,
     machine,
+    precompile,
     version_of,
     write_credentials,
 )
@@ -113,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scratch = WORK / f"run-{started:%Y%m%dT%H%M%S}"
     sections: list[Section] = []
     errors: list[str] = []
+    precompile()
     with CartoEmulator() as emulator:
         emulator.set_latency("POST /oauth/token", TOKEN_LATENCY)
         ctx = Context(
