@@ -1,7 +1,7 @@
 """One DAG run on the cluster, watched: its final state, its time, and the worker slots it held.
 
 A worker slot is held while a task instance is ``running``; a ``deferred`` one holds none. The API is
-sampled every half second and the running task instances are summed over time.
+sampled every 0.1 s and the running task instances are summed over time.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from carto_provider.testing.routes.imports import imports_api
 from tests.cluster.harness import AirflowCluster
 from tests.cluster.jobs import sql_jobs_taking
 
-SAMPLE_EVERY = 0.5
+#: Short enough to see a deferrable task's few tenths of a second of running before it defers.
+SAMPLE_EVERY = 0.1
 
 
 @dataclass(frozen=True)
