@@ -177,14 +177,15 @@ def python_module(module: str, *args: str, python: str | None = None) -> list[st
     return [python or sys.executable, "-m", module, *args]
 
 
-def json_from_child(module: str, *args: str, home: Path, what: str, timeout: float = 600) -> Any:
-    """Run ``python -m module args`` as a task process with its own ``home``; the JSON it printed last.
+def json_from_child(module: str, *args: str, home: Path | None, what: str, timeout: float = 600) -> Any:
+    """Run ``python -m module args``, as a task process with its own ``home`` (None: in this
+    process's environment); the JSON it printed last.
 
     ``what`` names the process in the :class:`BenchmarkError` raised when it fails."""
     proc = subprocess.run(
         python_module(module, *args),
         cwd=REPO,
-        env=task_env(home),
+        env=None if home is None else task_env(home),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Context, Section, json_from_child, table
-from benchmarks.libs import CARTO_AUTH, LABELS, LIBRARIES, PROVIDER
+from benchmarks.libs import CARTO_AUTH, LABELS, LIBRARIES, PROVIDER, library_api
 
 
 @dataclass(frozen=True)
@@ -94,21 +94,6 @@ EXAMPLES: dict[str, Example] = {
 TURNS = 3
 
 
-def library_api(library: str, emulator_url: str) -> tuple[Any, type[BaseException]]:
-    """``CartoAuth`` and ``CredentialsError`` of ``library`` (carto-auth redirected to the emulator)."""
-    if library == PROVIDER:
-        from carto_provider.auth import CartoAuth, CredentialsError
-
-        return CartoAuth, CredentialsError
-    from benchmarks.redirect import redirect_carto_auth
-
-    redirect_carto_auth(emulator_url)
-    from carto_auth import CartoAuth as SeedCartoAuth
-    from carto_auth.errors import CredentialsError as SeedCredentialsError
-
-    return SeedCartoAuth, SeedCredentialsError
-
-
 def write_variant(workdir: Path, credentials: str, **changes: Any) -> str:
     """A copy of the credentials file with ``changes`` (a value of None drops the field)."""
     data = json.loads(Path(credentials).read_text())
@@ -119,9 +104,9 @@ def write_variant(workdir: Path, credentials: str, **changes: Any) -> str:
     return str(path)
 
 
-def run_example(name: str, library: str, credentials: str, url: str, workdir: Path) -> None:
-    """Run one example; return normally when it did what it should, raise what the library raised."""
-    carto_auth_class, _ = library_api(library, url)
+def run_example(name: str, carto_auth_class: Any, credentials: str, url: str, workdir: Path) -> None:
+    """Run one example with ``carto_auth_class`` (a library's ``CartoAuth``); return normally when it
+    did what it should, raise what the library raised."""
     steps: dict[str, Callable[[], Any]] = {
         "m2m": lambda: check_m2m(carto_auth_class.from_m2m(credentials), url),
         "pydeck": lambda: check_pydeck(carto_auth_class.from_m2m(credentials), url),
@@ -193,14 +178,15 @@ def take_turns(credentials: str, url: str, rounds: int = TURNS) -> None:
 
 
 def outcome_of(name: str, library: str, credentials: str, url: str, workdir: Path) -> str:
-    """``ok``, or ``raises X`` with X the most specific documented class the exception is."""
+    """``ok``, or ``raises X``: X is the class the example expects when the exception is one, else the
+    first documented class it is, else its own class."""
     if name == "turns":
         take_turns(credentials, url)
         return "ok"
-    _, credentials_error = library_api(library, url)
+    carto_auth_class, credentials_error = library_api(library, url)
     documented = (FileNotFoundError, json.JSONDecodeError, AttributeError, ValueError, credentials_error)
     try:
-        run_example(name, library, credentials, url, workdir)
+        run_example(name, carto_auth_class, credentials, url, workdir)
     except documented as exc:
         expected = EXAMPLES[name].expected.removeprefix("raises ")
         matches = [cls.__name__ for cls in documented if isinstance(exc, cls)]

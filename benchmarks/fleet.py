@@ -38,6 +38,7 @@ from benchmarks.common import (
     BenchmarkError,
     Context,
     Section,
+    json_from_child,
     method_text,
     python_module,
     ratio,
@@ -214,17 +215,10 @@ def section(result: dict[str, Any], workers: int, tasks: int, environment: str =
 def fleet(ctx: Context) -> Section:
     """Run the simulation in its own process (its clock is simulated) and report."""
     workers, tasks, days = (2, 4, 2) if ctx.quick else (WORKERS, TASKS, DAYS)
-    proc = subprocess.run(
-        python_module("benchmarks.fleet", str(workers), str(tasks), str(days), "--json"),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=SIM_TIMEOUT,
-        check=False,
+    args = (str(workers), str(tasks), str(days), "--json")
+    result = json_from_child(
+        "benchmarks.fleet", *args, home=None, what="fleet simulation", timeout=SIM_TIMEOUT
     )
-    if proc.returncode != 0:
-        raise BenchmarkError(f"the fleet simulation failed: {proc.stderr.strip()[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
     versions = {"redis-server": redis_server_version(), "redis-py": version_of("redis")}
     return section(result, workers, tasks, ctx.environment(**versions))
 

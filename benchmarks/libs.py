@@ -20,25 +20,33 @@ CACHE_FILES = {PROVIDER: ".carto-provider/token_m2m.json", CARTO_AUTH: ".carto-a
 TORN_READ_ERRORS = frozenset({"JSONDecodeError"})
 
 
-def auth_factory(library: str, credentials_path: str, emulator_url: str) -> Callable[[], Any]:
-    """Import ``library`` and return a function building its ``CartoAuth`` from the credentials file.
-
-    The import happens here, so a caller can finish importing before a timed start.
-    """
+def library_api(library: str, emulator_url: str) -> tuple[Any, type[BaseException]]:
+    """Import ``library`` as a task would: its ``CartoAuth`` and ``CredentialsError`` classes
+    (carto-auth's ``https://auth.carto.com`` redirected to ``emulator_url``)."""
     if library == PROVIDER:
         # Every Airflow 3 task process has httpx loaded already (the Task SDK's API client), so a
         # task pays nothing for this package's HTTP stack; a bare process would pay it after the
         # start instant, since importing carto_provider.auth leaves it to the first request.
         import httpx  # noqa: F401
 
-        from carto_provider.auth import CartoAuth
+        from carto_provider.auth import CartoAuth, CredentialsError
 
-        return lambda: CartoAuth.from_m2m(credentials_path)
+        return CartoAuth, CredentialsError
     if library == CARTO_AUTH:
         from benchmarks.redirect import redirect_carto_auth
 
         redirect_carto_auth(emulator_url)
         from carto_auth import CartoAuth as SeedCartoAuth
+        from carto_auth.errors import CredentialsError as SeedCredentialsError
 
-        return lambda: SeedCartoAuth.from_m2m(credentials_path)
+        return SeedCartoAuth, SeedCredentialsError
     raise ValueError(f"unknown library {library!r}; expected one of {LIBRARIES}")
+
+
+def auth_factory(library: str, credentials_path: str, emulator_url: str) -> Callable[[], Any]:
+    """Import ``library`` and return a function building its ``CartoAuth`` from the credentials file.
+
+    The import happens here, so a caller can finish importing before a timed start.
+    """
+    carto_auth_class, _ = library_api(library, emulator_url)
+    return lambda: carto_auth_class.from_m2m(credentials_path)

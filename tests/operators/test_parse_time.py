@@ -10,11 +10,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import carto_provider
+from benchmarks.importcost import provider_modules
 
-PACKAGE = Path(carto_provider.__file__).parent
 #: Loaded on first use, never by parsing a DAG file.
 FIRST_USE_ONLY = (
     "airflow.triggers.base",
@@ -28,16 +26,6 @@ FIRST_USE_ONLY = (
 )
 
 
-def parse_time_modules() -> list[str]:
-    """The hook, and every operator and sensor module (as ``benchmarks/importcost.py`` imports them)."""
-    modules = ["carto_provider.hooks.carto"]
-    for package in ("operators", "sensors"):
-        modules += [
-            f"carto_provider.{package}.{p.stem}" for p in sorted((PACKAGE / package).glob("[!_]*.py"))
-        ]
-    return modules
-
-
 def test_parsing_a_dag_file_loads_no_first_use_machinery(tmp_path):
     """On top of what the DAG file's own ``DAG`` import loads (Airflow 2 loads triggers itself)."""
     code = "\n".join(
@@ -45,7 +33,7 @@ def test_parsing_a_dag_file_loads_no_first_use_machinery(tmp_path):
             "import json, sys",
             "try:\n    from airflow.sdk import DAG\nexcept ImportError:\n    from airflow import DAG",
             "before = set(sys.modules)",
-            *(f"import {m}" for m in parse_time_modules()),
+            *(f"import {m}" for m in provider_modules()),  # what benchmarks/importcost.py times
             f"print(json.dumps([m for m in {FIRST_USE_ONLY!r} if m in set(sys.modules) - before]))",
         ]
     )
