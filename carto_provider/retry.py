@@ -2,11 +2,14 @@
 
 An *idempotent* call (reads, cancellations, token requests) is retried on any transient failure:
 connection errors, timeouts, 429 and 5xx. An *at-most-once* call (creating a job or an import,
-running a query) is retried only when CARTO certainly did not act on it: the connection could not
-be set up, or CARTO refused the request (429, 503). A server's ``Retry-After`` is honoured up to
-:attr:`RetryPolicy.max_retry_after`; otherwise waits grow exponentially from
-:attr:`RetryPolicy.initial_wait` up to :attr:`RetryPolicy.max_wait`, within an optional
-:attr:`RetryPolicy.budget`. :func:`retry_arguments` gives the keyword arguments of both
+running a query) is retried here only when CARTO certainly did not act on it: the connection could
+not be set up, or CARTO refused the request (429). A 5xx or a timeout after sending is *ambiguous*
+(:data:`AMBIGUOUS_STATUS`): CARTO sits behind a CDN (Fastly, per @carto/api-client 0.5.34
+``src/constants-internal.ts``) that can answer 503 after the origin received the POST, so the
+caller must look for what it created before sending it again (``CartoSQLHook._create``). A
+server's ``Retry-After`` is honoured up to :attr:`RetryPolicy.max_retry_after`; otherwise waits
+grow exponentially from :attr:`RetryPolicy.initial_wait` up to :attr:`RetryPolicy.max_wait`,
+within an optional :attr:`RetryPolicy.budget`. :func:`retry_arguments` gives the keyword arguments of both
 ``tenacity.Retrying`` and ``tenacity.AsyncRetrying``, as the Databricks provider shares its
 ``retry_args``. Used by :mod:`carto_provider.transport`; no Airflow, no I/O.
 """
@@ -27,7 +30,9 @@ log = logging.getLogger(__name__)
 #: Answers worth another try of an idempotent call.
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 #: Answers meaning "not accepted, try later": safe to repeat even a call that creates something.
-REFUSED_STATUS = frozenset({429, 503})
+REFUSED_STATUS = frozenset({429})
+#: Answers after which a creation may or may not have happened (look before sending it again).
+AMBIGUOUS_STATUS = frozenset({500, 502, 503, 504})
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from carto_provider.retry import (
 )
 
 __all__ = [
+    "CLIENT_PARAMS",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
     "REFUSED_STATUS",
@@ -84,6 +85,12 @@ log = logging.getLogger(__name__)
 #: (connect, read) seconds. CARTO's synchronous APIs give up after one minute themselves.
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
 USER_AGENT = f"airflow-provider-carto/{__version__}"
+#: Sent on every CARTO API call, as CARTO's own clients send theirs (@carto/api-client 0.5.34
+#: ``src/api/request-with-parameters.ts``: ``client=deck-gl-carto``; @carto/react-api:
+#: ``client=carto-for-react``) so CARTO's usage analytics attribute the traffic. ``v=3.4`` is not
+#: sent: api-client adds it as its Maps API minor version; ps-services (the SQL jobs client) sends
+#: neither ``client`` nor ``v``.
+CLIENT_PARAMS: Mapping[str, str] = {"client": "airflow-provider-carto"}
 UNREACHABLE_HINT = "Check the API base URL and the network."
 
 Timeout = float | tuple[float, float]
@@ -100,23 +107,42 @@ def redact_url(url: str) -> str:
 # ---------------------------------------------------------------------------------------------- errors
 
 
+def _error_text(value: Any) -> str | None:
+    """One error field as text: a list joined with ``; ``, ``{code, msg}`` as ``code: msg``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, list):
+        return "; ".join(t for t in (_error_text(v) for v in value) if t) or None
+    if isinstance(value, dict):
+        return ": ".join(str(value[k]) for k in ("code", "msg", "message") if value.get(k)) or None
+    return str(value)
+
+
 def error_fields(response: Any) -> tuple[str | None, str | None]:
-    """CARTO's ``error`` and a description (``error_description``, ``description``, ``message``)
-    from a JSON error body; an error object ``{code, msg}`` gives ``"code: msg"``."""
+    """CARTO's ``error`` and a description from a JSON error body.
+
+    ``error`` may be a string or a list (joined), and comes with optional ``hint`` and
+    ``column_name`` (@carto/api-client 0.5.34 ``src/models/common.ts`` ``ModelErrorResponse``,
+    "Source: @carto/react-api"); the Tokens API sends ``description`` (CARTO's
+    carto-for-developers-guides ``integrate-existing-app/backend/index.ts``); OAuth servers send
+    ``error_description``. The description joins whichever of these came, hint and column named.
+    """
     try:
         body = response.json()
     except ValueError:
         return None, None
     if not isinstance(body, dict):
         return None, None
-    error = body.get("error")
-    if isinstance(error, dict):
-        error = ": ".join(str(error[k]) for k in ("code", "msg", "message") if error.get(k)) or None
-    description = body.get("error_description") or body.get("description") or body.get("message")
-    return (
-        str(error) if error is not None else None,
-        str(description) if description is not None else None,
-    )
+    parts = [
+        _error_text(body.get("error_description") or body.get("description") or body.get("message")),
+        *(
+            f"{label}: {text}"
+            for label, key in (("hint", "hint"), ("column", "column_name"))
+            if (text := _error_text(body.get(key)))
+        ),
+    ]
+    description = "; ".join(p for p in parts if p) or None
+    return _error_text(body.get("error")), description
 
 
 def api_error(response: Any, *, api_base_url: str) -> CartoAPIError:
@@ -192,8 +218,10 @@ class _Base:
         policy: RetryPolicy = DEFAULT_RETRY,
         timeout: Timeout = DEFAULT_TIMEOUT,
         unreachable_hint: str = UNREACHABLE_HINT,
+        params: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = str(base_url).rstrip("/")
+        self.params = dict(params or {})
         self.tokens = tokens
         self.policy = policy
         self.timeout = timeout
@@ -217,6 +245,7 @@ class _Base:
         return {
             "timeout": self._httpx_timeout(self.timeout),
             "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+            "params": self.params,
             "follow_redirects": False,
         }
 
@@ -277,6 +306,7 @@ class Transport(_Base):
     :param tokens: where bearer tokens come from (``tokens(None)``; after a 401, ``tokens(refused)``).
     :param policy: how transient failures are retried (per call overridable).
     :param timeout: (connect, read) seconds (per call overridable).
+    :param params: query parameters sent on every call (the API transports: :data:`CLIENT_PARAMS`).
     """
 
     _client: httpx.Client | None = None

@@ -71,6 +71,9 @@ def carto_daily_etl() -> None:
         task_id="run_top_stores_workflow",
         procedure="{{ params.workflow_procedure }}",
         parameters={"run_date": "{{ ds }}", "min_revenue": MIN_REVENUE},
+        # The order of the @names in the dialog's CALL: CARTO refuses INFORMATION_SCHEMA on carto_dw,
+        # so the procedure's argument order cannot be read there.
+        parameter_order=["run_date", "min_revenue"],
     )
     top_stores = CartoQueryOperator(
         task_id="top_stores",

@@ -23,7 +23,7 @@ from carto_provider.auth.settings import OAUTH_CACHE_FILENAME as OAUTH_CACHE_FIL
 from carto_provider.auth.settings import AuthSettings, default_cache_path
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.errors import CartoAPIError, CredentialsAPIError, CredentialsConfigError, CredentialsError
-from carto_provider.transport import Transport
+from carto_provider.transport import CLIENT_PARAMS, Transport
 
 if TYPE_CHECKING:
     import httpx
@@ -369,6 +369,7 @@ class CartoAuth:
                 tokens=lambda rejected: self.get_token(rejected=rejected).value,
                 policy=self.retry_policy,
                 timeout=self.timeout,
+                params=CLIENT_PARAMS,
             )
         return self._transport
 

@@ -24,7 +24,7 @@ from airflow.providers.common.sql.hooks.sql import DbApiHook
 
 from carto_provider.dbapi import Connection, json_value
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CARTO_DW
+from carto_provider.hooks.sql_api import CARTO_DW, provider_of
 from carto_provider.lineage import dialect_of, with_job_id
 
 if TYPE_CHECKING:
@@ -32,14 +32,20 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.providers.openlineage.sqlparser import DatabaseInfo
 
-#: The SQL dialect of a CARTO connection's warehouse, by CARTO's ``provider`` name.
+#: The SQL dialect of a CARTO connection's warehouse, by CARTO's provider name (lower-cased):
+#: @carto/api-client 0.5.34 ``src/constants.ts`` ``Provider`` (with ``databricksRest``) and
+#: ``src/types.ts`` ``ProviderType`` (``carto``, ``carto_dw``); ``oracle`` from CARTO's docs
+#: (connections: "BigQuery, Snowflake, Redshift, PostgreSQL, Databricks and Oracle").
 DIALECT_OF_PROVIDER = {
     "bigquery": "bigquery",
+    "carto": "bigquery",
+    "carto_dw": "bigquery",
     "snowflake": "snowflake",
     "postgres": "postgresql",
     "redshift": "redshift",
     "databricks": "databricks",
-    "databricksRest": "databricks",
+    "databricksrest": "databricks",
+    "oracle": "oracle",
 }
 #: Keyword arguments of common.sql's ``DbApiHook``, passed on to it.
 DBAPI_HOOK_PARAMS = frozenset(
@@ -168,15 +174,8 @@ class CartoDbApiHook(CartoSQLHook, DbApiHook):  # type: ignore[misc]  # CARTO's 
             return stated
         if self.carto_connection == CARTO_DW:
             return "bigquery"
-        return DIALECT_OF_PROVIDER.get(self._provider_of(self.carto_connection) or "", "default")
-
-    def _provider_of(self, name: str) -> str | None:
-        body = self._call("GET", "/v3/connections")
-        items = body if isinstance(body, list) else body.get("data", []) if isinstance(body, dict) else []
-        for item in items:
-            if isinstance(item, dict) and item.get("name") == name:
-                return str(item.get("provider") or item.get("providerId") or "") or None
-        return None
+        provider = provider_of(self.list_connections(), self.carto_connection) or ""
+        return DIALECT_OF_PROVIDER.get(provider.lower(), "default")
 
     @cached_property
     def dialect(self) -> Dialect:

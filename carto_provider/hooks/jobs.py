@@ -16,9 +16,15 @@ How CARTO reports a job (the order of authority: CARTO's own client ``@carto/ps-
   whatever the status word says (even ``done``); ``{}`` means no error.
 * CARTO does not document the SQL job status words (ps-services types them as ``string``). The
   Imports API documents ``pending``, ``running``, ``success``, ``failure``, ``cancelled``; the legacy
-  Batch API used ``done``, ``failed``, ``canceled``, ``unknown``. Words are read case-insensitively
-  against their union; a word outside it is logged once at WARNING and polled on, never for ever:
-  every wait has a deadline.
+  Batch API used ``done``, ``failed``, ``canceled``, ``unknown``; the warehouses under CARTO say
+  ``SUCCEEDED``, ``FINISHED``, ``ABORTED``, ``FAILED_WITH_ERROR``... (:data:`DEFAULT_WORDS`). Words
+  are read case-insensitively; more can be given (``status_words``: word -> outcome, also the
+  Airflow option ``[carto] status_words``). A word outside them is logged at WARNING, naming it,
+  and polled on for at most :data:`UNKNOWN_STATUS_PATIENCE` (``[carto] unknown_status_patience``),
+  then the wait ends as a timeout that names the word.
+* Ids: a job is polled with the id it was created with (the create reply's ``externalId``); a job
+  read's ``jobId`` is kept apart (:attr:`CartoJob.reported_id`), since ps-services never says they
+  are equal.
 """
 
 from __future__ import annotations
@@ -35,16 +41,52 @@ from carto_provider.hooks.sql_api import CARTO_DW, import_path, job_path
 
 log = logging.getLogger(__name__)
 
-SUCCESS_WORDS = frozenset({"success", "done"})
-FAILURE_WORDS = frozenset({"failure", "failed", "error", "unknown"})
-CANCELLED_WORDS = frozenset({"cancelled", "canceled"})
-IN_FLIGHT_WORDS = frozenset({"pending", "running", "queued", "in_progress", "created", "started"})
-KNOWN_WORDS = SUCCESS_WORDS | FAILURE_WORDS | CANCELLED_WORDS | IN_FLIGHT_WORDS
-
 #: What a job's status and error mean (:attr:`CartoJob.outcome`).
 RUNNING, SUCCESS, FAILED, CANCELLED = "running", "success", "failed", "cancelled"
 #: Trigger event statuses besides an outcome: the wait ran out of time, or CARTO could not be asked.
 TIMEOUT, ERROR = "timeout", "error"
+OUTCOMES = (RUNNING, SUCCESS, FAILED, CANCELLED)
+
+# CARTO Imports API docs; legacy Batch API; BigQuery (DONE); Snowflake (SUCCESS, FAILED_WITH_ERROR,
+# FAILED_WITH_INCIDENT, ABORTED, ABORTING, QUEUED, RESUMING_WAREHOUSE, BLOCKED); Databricks statement
+# execution (SUCCEEDED, CANCELED, CLOSED); Redshift Data API (SUBMITTED, PICKED, STARTED, FINISHED).
+SUCCESS_WORDS = frozenset({"success", "succeeded", "successful", "done", "finished", "complete", "completed"})
+FAILURE_WORDS = frozenset(
+    {"failure", "failed", "error", "unknown", "failed_with_error", "failed_with_incident", "disconnected"}
+)
+CANCELLED_WORDS = frozenset({"cancelled", "canceled", "aborted", "closed"})
+IN_FLIGHT_WORDS = frozenset(
+    {
+        "pending", "running", "queued", "in_progress", "created", "started", "submitted", "picked",
+        "scheduled", "aborting", "cancelling", "canceling", "blocked", "resuming_warehouse",
+        "queued_repairing_warehouse", "restarted",
+    }
+)  # fmt: skip
+#: Every status word this package knows, and its outcome.
+DEFAULT_WORDS: Mapping[str, str] = {
+    **{w: SUCCESS for w in SUCCESS_WORDS},
+    **{w: FAILED for w in FAILURE_WORDS},
+    **{w: CANCELLED for w in CANCELLED_WORDS},
+    **{w: RUNNING for w in IN_FLIGHT_WORDS},
+}
+KNOWN_WORDS = frozenset(DEFAULT_WORDS)
+#: Seconds an unknown status word is polled on before the wait ends as a timeout naming it.
+UNKNOWN_STATUS_PATIENCE = 600.0
+
+
+def status_words(extra: Mapping[str, str] | str | None = None) -> dict[str, str]:
+    """:data:`DEFAULT_WORDS` with ``extra`` (word -> outcome, or that mapping as JSON) added;
+    words are lower-cased, outcomes checked."""
+    if isinstance(extra, str):
+        extra = json.loads(extra) if extra.strip() else {}
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"status_words must map words to outcomes, not {type(extra).__name__}.")
+    words = dict(DEFAULT_WORDS)
+    for word, outcome in extra.items():
+        if outcome not in OUTCOMES:
+            raise ValueError(f"status_words[{word!r}] must be one of {OUTCOMES}, not {outcome!r}.")
+        words[str(word).strip().lower()] = outcome
+    return words
 
 
 def error_text(error: Any) -> str | None:
@@ -59,18 +101,14 @@ def error_text(error: Any) -> str | None:
     return json.dumps(error, default=str)
 
 
-def outcome_of(status: Any, error: Any = None) -> str:
-    """``success``, ``failed``, ``cancelled`` or ``running``: an error fails whatever the status."""
+def outcome_of(status: Any, error: Any = None, words: Mapping[str, str] | None = None) -> str:
+    """``success``, ``failed``, ``cancelled`` or ``running``: an error fails whatever the status;
+    ``words`` (default :data:`DEFAULT_WORDS`) says what each status word means."""
     word = str(status or "").strip().lower()
+    outcome = (DEFAULT_WORDS if words is None else words).get(word, RUNNING)
     if error_text(error) is not None:
-        return CANCELLED if word in CANCELLED_WORDS else FAILED
-    if word in SUCCESS_WORDS:
-        return SUCCESS
-    if word in FAILURE_WORDS:
-        return FAILED
-    if word in CANCELLED_WORDS:
-        return CANCELLED
-    return RUNNING
+        return CANCELLED if outcome == CANCELLED else FAILED
+    return outcome
 
 
 # ---------------------------------------------------------------------------------------------- kinds
@@ -135,17 +173,31 @@ class CartoJob:
     external_id: str | None = None
     error: str | None = None
     body: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The ``jobId`` a job read reported, when it differs from the polled id (kept apart: the
+    #: create reply's ``externalId`` is the id CARTO's client polls with; ps-services 1.1.1).
+    reported_id: str | None = None
+    #: Extra status words (word -> outcome) on top of :data:`DEFAULT_WORDS`.
+    words: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_response(
-        cls, kind: str | JobKind, body: Any, *, connection: str | None = None, job_id: str | None = None
+        cls,
+        kind: str | JobKind,
+        body: Any,
+        *,
+        connection: str | None = None,
+        job_id: str | None = None,
+        words: Mapping[str, str] | None = None,
     ) -> CartoJob:
-        """Read a job or import response; ``job_id`` fills in when the body does not repeat it."""
+        """Read a job or import response; ``job_id`` is the id it was asked with (and stays the
+        job's id whatever the body says), else the create reply's id."""
         label = kind_of(kind).label
         if not isinstance(body, dict):
             raise CartoError(f"CARTO answered a {label} request with {type(body).__name__}, not an object.")
-        # ps-services: the create reply has only ``externalId``; a job read has ``jobId``.
-        found = body.get("jobId") or body.get("id") or body.get("externalId") or job_id
+        # ps-services: the create reply has only ``externalId``; a job read has ``jobId``. The
+        # polled id is kept: a different ``jobId`` would 404 on the next poll, reattach or cancel.
+        reported = body.get("jobId") or body.get("id")
+        found = job_id or body.get("externalId") or reported
         if not found:
             raise CartoError(f"CARTO's {label} response has no jobId (fields: {sorted(body)}).")
         external = body.get("externalId")
@@ -157,12 +209,17 @@ class CartoJob:
             external_id=str(external) if external else None,
             error=error_text(body.get("error")),
             body=dict(body),
+            reported_id=str(reported) if reported and str(reported) != str(found) else None,
+            words=words,
         )
 
     @property
     def outcome(self) -> str:
         """``running``, ``success``, ``failed`` or ``cancelled`` (an error fails whatever the status)."""
-        return outcome_of(self.status, self.error)
+        return outcome_of(self.status, self.error, self._words())
+
+    def _words(self) -> Mapping[str, str]:
+        return DEFAULT_WORDS if self.words is None else {**DEFAULT_WORDS, **self.words}
 
     @property
     def done(self) -> bool:
@@ -174,7 +231,7 @@ class CartoJob:
         """Whether CARTO's status word is one this package knows (an empty one, as in a creation
         reply, counts as known)."""
         word = self.status.strip().lower()
-        return not word or word in KNOWN_WORDS
+        return not word or word in self._words()
 
     def ids(self) -> dict[str, Any]:
         """What identifies the job (the XCom of the SQL operators)."""
@@ -183,6 +240,7 @@ class CartoJob:
             "external_id": self.external_id,
             "connection": self.connection,
             "status": self.status,
+            "reported_id": self.reported_id,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -193,6 +251,7 @@ class CartoJob:
             **self.ids(),
             "error": self.error,
             "body": {k: v for k, v in self.body.items() if k not in ("url", "query", "queryParameters")},
+            "words": dict(self.words) if self.words else None,
         }
 
     @classmethod
@@ -206,6 +265,8 @@ class CartoJob:
             external_id=summary.get("external_id"),
             error=summary.get("error"),
             body=dict(summary.get("body") or {}),
+            reported_id=summary.get("reported_id"),
+            words=summary.get("words") or None,
         )
 
     def describe(self) -> str:
@@ -259,12 +320,24 @@ class JobWatch:
     :param poll_interval: the longest wait between two checks (they start 1 s apart and double).
     :param end_time: epoch seconds after which the wait gives up (None: never; callers always set
         one, from ``execution_timeout`` or the operator's ``timeout``).
+    :param unknown_patience: seconds a status word this package does not know is polled on before
+        the wait gives up as if timed out, naming the word (a finished job CARTO describes with a
+        new word must not hold a worker slot or a trigger until ``end_time``).
     """
 
-    def __init__(self, poll_interval: float, end_time: float | None = None) -> None:
+    def __init__(
+        self,
+        poll_interval: float,
+        end_time: float | None = None,
+        unknown_patience: float = UNKNOWN_STATUS_PATIENCE,
+    ) -> None:
         self.delays = poll_delays(poll_interval)
         self.end_time = end_time
+        self.unknown_patience = unknown_patience
         self.timed_out = False
+        #: The unknown status word the wait gave up on (None: it did not).
+        self.unknown_word: str | None = None
+        self._unknown_since: float | None = None
         self._warned: set[str] = set()
 
     def next_delay(self, job: CartoJob) -> float | None:
@@ -274,7 +347,17 @@ class JobWatch:
         if job.done:
             log.info("%s ended with status %r", job.describe(), job.status)
             return None
-        remaining = None if self.end_time is None else self.end_time - time.time()
+        now = time.time()
+        remaining = None if self.end_time is None else self.end_time - now
+        if not job.status_known:
+            self._unknown_since = now if self._unknown_since is None else self._unknown_since
+            patience_left = self.unknown_patience - (now - self._unknown_since)
+            if patience_left <= 0:
+                self.timed_out, self.unknown_word = True, job.status
+                return None
+            remaining = patience_left if remaining is None else min(remaining, patience_left)
+        else:
+            self._unknown_since = None
         if remaining is not None and remaining <= 0:
             self.timed_out = True
             return None
@@ -286,16 +369,25 @@ class JobWatch:
         if not job.status_known and job.status not in self._warned:
             self._warned.add(job.status)
             log.warning(
-                "%s has the status %r, which this provider does not know; it is treated as still "
-                "running until it reports an error or a known final status, or the wait's time runs out.",
+                "%s has the status %r, which this provider does not know; it is polled on for at most "
+                "%g s (unknown_status_patience) until it reports an error or a known status. Tell the "
+                'provider what it means with [carto] status_words, e.g. {%r: "success"}.',
                 job.describe(),
                 job.status,
+                self.unknown_patience,
+                job.status.lower(),
             )
 
-    @staticmethod
-    def timeout_message(job: CartoJob, *, cancelled: bool) -> str:
-        """What a wait that ran out of time says, naming the job's last status."""
-        message = f"{job.describe()} was still {job.status or 'running'!r} when the wait's time ran out"
+    def timeout_message(self, job: CartoJob, *, cancelled: bool) -> str:
+        """What a wait that ran out of time (or of patience with an unknown word) says."""
+        if self.unknown_word is not None:
+            message = (
+                f"{job.describe()} kept the status {self.unknown_word!r}, which this provider does not "
+                f"know, for {self.unknown_patience:g} s (unknown_status_patience); say what it means "
+                "with [carto] status_words or the operator's status_words"
+            )
+        else:
+            message = f"{job.describe()} was still {job.status or 'running'!r} when the wait's time ran out"
         return message + ("; it has been cancelled." if cancelled else ".")
 
 

@@ -6,6 +6,7 @@ No I/O and no Airflow here. What jobs and imports are and how their outcome is r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,27 @@ def import_path(job_id: str | None = None, action: str | None = None) -> str:
     return "/".join(["/v3/imports", *parts])
 
 
+# ---------------------------------------------------------------------------------------------- connections
+
+
+def connection_provider(item: Any) -> str | None:
+    """The provider of one connection as ``GET /v3/connections`` lists it: ``providerId`` (the name
+    in @carto/api-client 0.5.34's types, ``src/fetch-map/types.ts``) or ``provider`` (CARTO's CLI
+    output, CartoDB/agent-skills); which one the raw API sends is not published, so both are read."""
+    if not isinstance(item, Mapping):
+        return None
+    value = item.get("providerId") or item.get("provider")
+    return str(value) if value else None
+
+
+def provider_of(connections: Sequence[Any], name: str) -> str | None:
+    """The provider of the connection called ``name`` in a connections list, or None."""
+    for item in connections:
+        if isinstance(item, Mapping) and item.get("name") == name and connection_provider(item):
+            return connection_provider(item)
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- bodies
 
 
@@ -58,11 +80,21 @@ def job_body(
     metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The body of ``POST /v3/sql/{connection}/job`` (the SQL goes in ``query``; ``metadata`` is
-    stored with the job and listed by ``GET /v3/sql/jobs``, as ``@carto/ps-services`` sends it)."""
+    stored with the job and listed by ``GET /v3/sql/jobs``, as ``@carto/ps-services`` sends it),
+    every metadata value as a string (:func:`tag_value`)."""
     body = _with_parameters({"query": _sql_text(sql)}, query_parameters)
     if metadata:
-        body["metadata"] = dict(metadata)
+        body["metadata"] = {str(key): tag_value(value) for key, value in metadata.items()}
     return body
+
+
+def tag_value(value: Any) -> str:
+    """A job tag as sent and compared: a string as it is, anything else as JSON (``3`` -> ``"3"``).
+
+    ps-services 1.1.1 types metadata as ``Record<string, unknown>`` but its only examples are strings
+    and its listJobs compares with ``===``; a server that keeps strings would never match an int tag,
+    and a retried task would silently run its SQL again."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
 def import_body(

@@ -12,12 +12,15 @@ is retried, and a 401 refreshes the token once and retries once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from carto_provider.errors import CartoAPIError
 from carto_provider.hooks.carto import CartoAuthHook, CartoConnectionSettings
 from carto_provider.hooks.jobs import IMPORT, SQL_JOB, CartoJob, JobKind, kind_of
+from carto_provider.hooks.sql import job_settings
 from carto_provider.hooks.sql_api import CARTO_DW
-from carto_provider.transport import AsyncTransport
+from carto_provider.transport import CLIENT_PARAMS, AsyncTransport
 
 if TYPE_CHECKING:
     from carto_provider.auth.carto_auth import CartoAuth
@@ -27,9 +30,20 @@ class CartoSQLAsyncHook(CartoAuthHook):
     """Reads and cancels CARTO SQL jobs and imports without blocking the event loop.
 
     :param carto_conn_id: the Airflow connection (type ``carto``).
+    :param status_words: more job status words (as :class:`~carto_provider.hooks.sql.CartoSQLHook`).
     """
 
     _atransport: AsyncTransport | None = None
+
+    def __init__(
+        self,
+        carto_conn_id: str = CartoAuthHook.default_conn_name,
+        *,
+        status_words: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(carto_conn_id, **kwargs)
+        self.status_words, self.unknown_status_patience = job_settings(status_words, None)
 
     async def aget_auth(self) -> CartoAuth:
         """The connection's :class:`~carto_provider.auth.CartoAuth`, built off the event loop."""
@@ -74,6 +88,7 @@ class CartoSQLAsyncHook(CartoAuthHook):
                 tokens=lambda rejected: auth.get_token(rejected=rejected).value,
                 policy=self.retry_policy,
                 timeout=self.timeout,
+                params=CLIENT_PARAMS,
             )
         return self._atransport
 
@@ -95,14 +110,28 @@ class CartoSQLAsyncHook(CartoAuthHook):
         """The job's current state (as ``CartoSQLHook.get``)."""
         kind = kind_of(kind)
         body = await self.arequest("GET", kind.status_path(job_id, connection or CARTO_DW))
-        return CartoJob.from_response(kind, body, connection=connection, job_id=job_id)
+        return CartoJob.from_response(
+            kind, body, connection=connection, job_id=job_id, words=self.status_words
+        )
 
     async def acancel(self, kind: str | JobKind, job_id: str, *, connection: str | None = None) -> CartoJob:
-        """Cancel the job (a SQL job: ``DELETE``; an import: ``POST .../cancel``)."""
+        """Cancel the job (a SQL job: ``DELETE``; an import: ``POST .../cancel``); a job that had
+        already ended (400/409) is returned as it ended (as ``CartoSQLHook.cancel``)."""
         kind = kind_of(kind)
-        body = await self.arequest(kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW))
+        try:
+            body = await self.arequest(kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW))
+        except CartoAPIError as exc:
+            if exc.status not in (400, 409):
+                raise
+            job = await self.aget(kind, job_id, connection=connection)
+            if not job.done:
+                raise
+            self.log.info("CARTO did not cancel %s: it had already ended %r", job.describe(), job.status)
+            return job
         self.log.info("Asked CARTO to cancel %s", kind.describe(job_id, connection))
-        return CartoJob.from_response(kind, body, connection=connection, job_id=job_id)
+        return CartoJob.from_response(
+            kind, body, connection=connection, job_id=job_id, words=self.status_words
+        )
 
     async def aget_job(self, job_id: str, *, connection: str = CARTO_DW) -> CartoJob:
         """The SQL job's current state."""

@@ -7,10 +7,12 @@ order of a dict:
 
 * **CARTO DW / BigQuery**: ``CALL `p.d.proc`(@a,@b)`` with ``queryParameters`` ``{"a": .., "b": ..}``.
   BigQuery binds a CALL's arguments by position, so the placeholders follow the procedure's own
-  argument order, read from ``INFORMATION_SCHEMA.PARAMETERS``.
+  argument order: given by the caller (``argument_order``; on ``carto_dw`` it must be, as CARTO
+  refuses INFORMATION_SCHEMA there), else read from ``INFORMATION_SCHEMA.PARAMETERS``.
 * **Snowflake, Databricks, PostgreSQL**: named arguments, ``CALL db.s.proc(a => :1, b => :2)``
   (PostgreSQL ``$1``, Databricks ``:a``), so the order of the values cannot matter.
-* **Redshift** has no named arguments in ``CALL``: pass the exact ``CALL`` from the API dialog.
+* **Redshift** has no named arguments in ``CALL``, and how CARTO binds ``queryParameters`` on
+  **Oracle** is not published: pass the exact ``CALL`` from the API dialog for both.
 
 The exact ``CALL ...`` text from the dialog is accepted as it is for every warehouse; its ``@name``
 or ``:name`` placeholders are bound by name from ``parameters``.
@@ -22,10 +24,21 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-#: Providers as CARTO names them in its connections, and the CARTO Data Warehouse.
+#: Providers as CARTO names them in its connections (@carto/api-client 0.5.34 ``src/types.ts``
+#: ``ProviderType`` and ``src/constants.ts`` ``Provider``, which adds ``databricksRest``; ``oracle``
+#: from CARTO's docs and field notes), lower-cased, and the CARTO Data Warehouse.
 BIGQUERY_LIKE = frozenset({"bigquery", "carto_dw", "carto"})
-NAMED_ARGUMENTS = {"snowflake": ":{n}", "postgres": "${n}", "postgresql": "${n}", "databricks": ":{name}"}
-PROVIDERS = sorted(BIGQUERY_LIKE | set(NAMED_ARGUMENTS) | {"redshift"})
+DATABRICKS = frozenset({"databricks", "databricksrest"})
+NAMED_ARGUMENTS = {
+    "snowflake": ":{n}",
+    "postgres": "${n}",
+    "postgresql": "${n}",
+    "databricks": ":{name}",
+    "databricksrest": ":{name}",
+}
+#: Providers whose CALL takes its arguments by position only: the dialog's exact CALL is needed.
+POSITIONAL_ONLY = frozenset({"redshift", "oracle"})
+PROVIDERS = sorted(BIGQUERY_LIKE | set(NAMED_ARGUMENTS) | POSITIONAL_ONLY)
 
 _PART = re.compile(r"[A-Za-z0-9_$-]+")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -54,7 +67,7 @@ def quote_procedure(procedure: str, provider: str) -> str:
     parts = _name_parts(procedure)
     if provider in BIGQUERY_LIKE:
         return f"`{'.'.join(parts)}`"
-    quote = "`" if provider == "databricks" else '"'
+    quote = "`" if provider in DATABRICKS else '"'
     return ".".join(p if _IDENTIFIER.fullmatch(p) else f"{quote}{p}{quote}" for p in parts)
 
 
@@ -89,7 +102,7 @@ def workflow_call(
     marker = NAMED_ARGUMENTS[provider]
     names = list(values)
     arguments = ", ".join(f"{n} => {marker.format(n=i + 1, name=n)}" for i, n in enumerate(names))
-    bound: Any = values if provider == "databricks" else [values[n] for n in names]
+    bound: Any = values if provider in DATABRICKS else [values[n] for n in names]
     return f"CALL {name}({arguments})", (bound or None)
 
 

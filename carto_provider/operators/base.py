@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
@@ -78,6 +78,8 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
     :param timeout: how long the job may run when the task has no ``execution_timeout`` (24 h).
     :param reattach_states: the outcomes (``running``, ``success``) of a job this task started in
         an earlier try that it reattaches to instead of starting another; ``()`` always starts anew.
+    :param status_words: more job status words, word -> ``success``/``failed``/``cancelled``/
+        ``running`` (added to the provider's own and ``[carto] status_words``).
     """
 
     ui_color = "#3ab6e0"
@@ -94,6 +96,7 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
         wait_for_completion: bool = True,
         timeout: dt.timedelta | float = DEFAULT_TIMEOUT,
         reattach_states: Collection[str] = REATTACH_STATES,
+        status_words: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -104,6 +107,7 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.timeout = timeout
         self.reattach_states = tuple(reattach_states)
+        self.status_words = dict(status_words) if status_words else None
         self._running: CartoJob | None = None
         self._cancel_sent = False
 
@@ -125,7 +129,7 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
 
     def get_hook(self) -> CartoSQLHook:
         """A hook on this task's connection."""
-        return CartoSQLHook(self.carto_conn_id)
+        return CartoSQLHook(self.carto_conn_id, status_words=self.status_words)
 
     def execute(self, context: Context) -> Any:
         """Find or start the job; return at once, wait for it here, or defer to the triggerer."""
@@ -149,6 +153,7 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
                     poll_interval=poll_interval,
                     cancel_on_kill=self.cancel_on_kill,
                     end_time=end_time,
+                    status_words=self.status_words,
                 ),
                 method_name="execute_complete",
             )

@@ -88,20 +88,21 @@ class TaskIdentity:
             store=context.get("task_state_store"),
         )
 
-    def task_tags(self, job_fingerprint: str) -> dict[str, Any]:
-        """The metadata every try of this task instance shares (what a retry searches by)."""
+    def task_tags(self, job_fingerprint: str) -> dict[str, str]:
+        """The metadata every try of this task instance shares (what a retry searches by), every
+        value a string: CARTO's only metadata examples are strings (ps-services 1.1.1)."""
         return {
             "source": SOURCE,
             "dag_id": self.dag_id,
             "task_id": self.task_id,
             "run_id": self.run_id,
-            "map_index": self.map_index,
+            "map_index": str(self.map_index),
             "fingerprint": job_fingerprint,
         }
 
-    def metadata(self, job_fingerprint: str) -> dict[str, Any]:
+    def metadata(self, job_fingerprint: str) -> dict[str, str]:
         """The CARTO ``metadata`` of a job this try starts."""
-        return {**self.task_tags(job_fingerprint), "try_number": self.try_number}
+        return {**self.task_tags(job_fingerprint), "try_number": str(self.try_number)}
 
     def listed_since(self) -> dt.datetime | None:
         """The earliest creation time of a job of this run execution worth listing: the run's start

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from carto_provider.errors import CartoAPIError
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CARTO_DW, QueryParameters
+from carto_provider.hooks.sql_api import CARTO_DW, QueryParameters, provider_of
 from carto_provider.hooks.workflows import BIGQUERY_LIKE, bind_call, parameters_query
 from carto_provider.hooks.workflows import workflow_call as _workflow_call
 from carto_provider.operators.identity import TaskIdentity
@@ -39,11 +40,19 @@ class CartoRunWorkflowOperator(CartoSQLJobOperator):
     Give either ``call``, the exact ``CALL ...`` from the workflow's API dialog (its ``@name`` /
     ``:name`` placeholders are bound from ``parameters`` by name), or ``procedure`` and
     ``parameters``: the call is then built for the connection's warehouse, binding every parameter
-    by name (BigQuery and CARTO DW: in the procedure's argument order, read from its dataset's
-    ``INFORMATION_SCHEMA``; Snowflake, Databricks, PostgreSQL: named arguments; Redshift: use ``call``).
+    by name (Snowflake, Databricks, PostgreSQL: named arguments; Redshift: use ``call``).
+    BigQuery binds a CALL's arguments by position, so there the placeholders follow
+    ``parameter_order`` (the order of the ``@names`` in the dialog's CALL). On the CARTO Data
+    Warehouse it is required with two or more parameters: CARTO refuses every ``INFORMATION_SCHEMA``
+    query on ``carto_dw`` (CARTO's field notes, CartoDB/agent-skills
+    ``carto-arcgis-migration/references/migrate-data/lessons.md``), so the order cannot be read
+    there, and the task fails before starting any job, saying what to pass. On other BigQuery
+    connections the order is read from the dataset's ``INFORMATION_SCHEMA.PARAMETERS`` when not given.
 
     :param procedure: the procedure's full name from the workflow's API dialog. Templated.
     :param parameters: the workflow's parameters by name. Templated.
+    :param parameter_order: the procedure's argument names in order (BigQuery / CARTO DW), as the
+        dialog's ``CALL `...`(@a,@b)`` lists them.
     :param call: the exact ``CALL`` statement from the API dialog (instead of ``procedure``). Templated.
     :param provider: the warehouse behind ``connection``: ``bigquery`` (also CARTO DW),
         ``snowflake``, ``databricks``, ``postgres`` or ``redshift``. Default: ``carto_dw`` is BigQuery,
@@ -62,6 +71,7 @@ class CartoRunWorkflowOperator(CartoSQLJobOperator):
         parameters: Mapping[str, Any] | None = None,
         call: str | None = None,
         provider: str | None = None,
+        parameter_order: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -71,6 +81,7 @@ class CartoRunWorkflowOperator(CartoSQLJobOperator):
         self.parameters = parameters
         self.call = call
         self.provider = provider
+        self.parameter_order = list(parameter_order) if parameter_order is not None else None
         self._job_sql: tuple[str, QueryParameters | None] | None = None
 
     def submit(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> Any:
@@ -91,23 +102,40 @@ class CartoRunWorkflowOperator(CartoSQLJobOperator):
             return bind_call(self.call, self.parameters)
         assert self.procedure is not None
         provider = self._provider(hook) if hook is not None else (self.provider or "bigquery").lower()
-        order = None
-        if provider in BIGQUERY_LIKE and self.parameters and hook is not None:
-            sql, lookup = parameters_query(self.procedure)
-            rows = hook.run_query(sql, connection=self.connection, query_parameters=lookup).rows
-            order = [str(row["parameter_name"]) for row in rows]
+        order = self.parameter_order
+        if order is None and provider in BIGQUERY_LIKE and len(self.parameters or {}) > 1 and hook:
+            order = self._read_order(hook, provider)
         return _workflow_call(self.procedure, self.parameters, provider=provider, argument_order=order)
+
+    def _order_needed(self, why: str) -> ValueError:
+        names = sorted(self.parameters or {})
+        return ValueError(
+            f"{self.task_id}: {why}, so the order of the workflow's parameters {names} is unknown "
+            f"(BigQuery binds a CALL's arguments by position). Pass parameter_order=[...] with the "
+            "names in the order of the @names in the CALL shown in the workflow's API dialog, or pass "
+            "that CALL itself as call='CALL `...`(@a,@b)'. No CARTO job was started."
+        )
+
+    def _read_order(self, hook: CartoSQLHook, provider: str) -> list[str]:
+        if self.connection == CARTO_DW or provider == "carto_dw":
+            raise self._order_needed("CARTO refuses INFORMATION_SCHEMA queries on the CARTO Data Warehouse")
+        sql, lookup = parameters_query(self.procedure or "")
+        try:
+            rows = hook.run_query(sql, connection=self.connection, query_parameters=lookup).rows
+        except CartoAPIError as exc:
+            raise self._order_needed(f"reading INFORMATION_SCHEMA.PARAMETERS failed ({exc})") from None
+        # Snowflake-style upper-case keys are read too (@carto/api-client's normalizeObjectKeys).
+        return [str({k.lower(): v for k, v in row.items()}["parameter_name"]) for row in rows]
 
     def _provider(self, hook: CartoSQLHook) -> str:
         if self.provider:
             return self.provider.lower()
         if self.connection == CARTO_DW:
             return "carto_dw"
-        listed = hook.list_connections()
-        found = [c for c in listed if c.get("name") == self.connection and c.get("provider")]
+        found = provider_of(hook.list_connections(), self.connection)
         if not found:
             raise ValueError(
                 f"{self.task_id}: CARTO lists no provider for connection {self.connection!r}; set provider="
                 "('bigquery', 'snowflake', 'databricks', 'postgres' or 'redshift')."
             )
-        return str(found[0]["provider"]).lower()
+        return found

@@ -21,6 +21,7 @@ import time
 from types import TracebackType
 from typing import Any
 
+from carto_provider.testing.quirks import Quirks
 from carto_provider.testing.state import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -46,6 +47,7 @@ def create_app(state: EmulatorState) -> Any:
     async def count_and_inject(request: Request, call_next: Any) -> Response:
         method, path = request.method, request.url.path
         state.count_call(method, path)
+        state.record("client", request.query_params.get("client", ""))  # who CARTO would credit
         delay = state.latency_for(method, path)
         fault = state.take_fault(method, path)
         if fault is not None:
@@ -58,9 +60,19 @@ def create_app(state: EmulatorState) -> Any:
         response: Response = await call_next(request)
         return response
 
+    @app.post("/emulator/quirks")
+    async def set_quirks(request: Request) -> dict[str, Any]:
+        """Change the emulator's unpleasant modes (a JSON object); answers those in force."""
+        try:
+            changes = await request.json()
+            with state.lock:
+                return state.quirks.update(changes if isinstance(changes, dict) else {}).as_dict()
+        except (ValueError, TypeError) as exc:
+            raise EmulatorHTTPError(400, str(exc)) from None
+
     @app.exception_handler(EmulatorHTTPError)
     async def carto_error(request: Request, exc: EmulatorHTTPError) -> JSONResponse:
-        return error_response(exc)
+        return error_response(exc, state.quirks)
 
     for module_name in ROUTER_MODULES:
         app.include_router(importlib.import_module(module_name).router)
@@ -77,12 +89,16 @@ class CartoEmulator:
         *,
         token_lifetime: int = 86400,
         dw_token_lifetime: int = 3600,
+        quirks: dict[str, Any] | None = None,
         **state_options: Any,
     ) -> None:
         self.host = host
         self.port = port
         self.state = EmulatorState(
-            token_lifetime=token_lifetime, dw_token_lifetime=dw_token_lifetime, **state_options
+            token_lifetime=token_lifetime,
+            dw_token_lifetime=dw_token_lifetime,
+            quirks=Quirks.from_env().update(quirks or {}),
+            **state_options,
         )
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -217,6 +233,16 @@ class CartoEmulator:
                 self.state.latency[pattern] = seconds
             else:
                 self.state.latency.pop(pattern, None)
+
+    @property
+    def quirks(self) -> Quirks:
+        """The unpleasant modes in force (:mod:`carto_provider.testing.quirks`)."""
+        return self.state.quirks
+
+    def set_quirks(self, **changes: Any) -> Quirks:
+        """Switch unpleasant modes, e.g. ``set_quirks(job_id_differs=True)``."""
+        with self.state.lock:
+            return self.state.quirks.update(changes)
 
     def revoke(self, token: str) -> None:
         """Make an issued token invalid (the API will answer 401)."""

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from carto_provider.testing.quirks import Quirks
+
 T = TypeVar("T")
 
 DEFAULT_CLIENT_ID = "emulator-client-id"
@@ -56,8 +58,11 @@ class EmulatorState:
         token_lifetime: int = 86400,
         dw_token_lifetime: int = 3600,
         project_id: str = DEFAULT_PROJECT_ID,
+        quirks: Quirks | None = None,
     ) -> None:
         self.lock = threading.RLock()
+        #: The unpleasant modes in force (:mod:`carto_provider.testing.quirks`).
+        self.quirks = quirks if quirks is not None else Quirks.from_env()
         self.signing_key = secrets.token_bytes(32)
         self.token_lifetime = token_lifetime
         self.dw_token_lifetime = dw_token_lifetime

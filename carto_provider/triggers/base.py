@@ -37,6 +37,7 @@ class CartoJobTrigger(BaseTrigger):
         clear) and when ``end_time`` passes. Airflow calls a trigger's ``on_kill`` from 3.3 on; on
         older versions a killed deferred task leaves its CARTO job running.
     :param end_time: epoch seconds after which the trigger gives up (``timeout`` event).
+    :param status_words: more job status words, word -> outcome (see ``CartoSQLHook``).
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class CartoJobTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         cancel_on_kill: bool = True,
         end_time: float | None = None,
+        status_words: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.job_id = job_id
@@ -58,6 +60,7 @@ class CartoJobTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.cancel_on_kill = cancel_on_kill
         self.end_time = end_time
+        self.status_words = dict(status_words) if status_words else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and the JSON-safe arguments that rebuild this trigger."""
@@ -72,11 +75,12 @@ class CartoJobTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "cancel_on_kill": self.cancel_on_kill,
                 "end_time": self.end_time,
+                "status_words": self.status_words,
             },
         )
 
     def _hook(self) -> CartoSQLAsyncHook:
-        return CartoSQLAsyncHook(self.carto_conn_id)
+        return CartoSQLAsyncHook(self.carto_conn_id, status_words=self.status_words)
 
     async def _fetch(self, hook: CartoSQLAsyncHook) -> CartoJob:
         return await hook.aget(self.kind, self.job_id, connection=self.connection)
@@ -96,16 +100,22 @@ class CartoJobTrigger(BaseTrigger):
         yield TriggerEvent(event.to_json())
 
     async def _follow(self, hook: CartoSQLAsyncHook) -> JobEvent:
-        watch = JobWatch(self.poll_interval, self.end_time)
+        watch = JobWatch(self.poll_interval, self.end_time, hook.unknown_status_patience)
         job = await self._fetch(hook)
         while (delay := watch.next_delay(job)) is not None:
             await asyncio.sleep(delay)
             job = await self._fetch(hook)
         if not watch.timed_out:
             return JobEvent(job.outcome, job.job_id, f"{job.describe()} is {job.status!r}", job)
-        message = JobWatch.timeout_message(job, cancelled=self.cancel_on_kill)
+        message = watch.timeout_message(job, cancelled=self.cancel_on_kill)
         if self.cancel_on_kill:
-            await self._cancel(hook)
+            try:  # the timeout is what the user must see, not a refused cancel
+                ended = await self._cancel(hook)
+            except CartoError as exc:
+                self.log.warning("Could not cancel %s: %s", job.describe(), exc)
+            else:
+                if ended.done and ended.status != job.status:
+                    message += f" CARTO reports it as {ended.status!r} now ({ended.outcome})."
         return JobEvent(TIMEOUT, job.job_id, message, job)
 
     async def on_kill(self) -> None:

@@ -20,8 +20,15 @@ class EmulatorHTTPError(Exception):
         self.body = {"error": error, "status": status, **extra}
 
 
-def error_response(exc: EmulatorHTTPError) -> JSONResponse:
-    return JSONResponse(exc.body, status_code=exc.status)
+def error_response(exc: EmulatorHTTPError, quirks: Any = None) -> JSONResponse:
+    """The error as CARTO answers it; with the quirk ``error_lists``, ``error`` is a list and a
+    ``hint`` comes along (@carto/api-client 0.5.34 ``src/models/common.ts``: ``error?: string |
+    string[]; hint?: string; column_name?: string``)."""
+    body = dict(exc.body)
+    if quirks is not None and quirks.error_lists:
+        body["error"] = [body["error"]]
+        body.setdefault("hint", f"Check the request (HTTP {exc.status})")
+    return JSONResponse(body, status_code=exc.status)
 
 
 def bearer_token(request: Request) -> str | None:

@@ -40,7 +40,7 @@ from fastapi.responses import JSONResponse, Response
 from carto_provider.testing.routes import state_of
 from carto_provider.testing.routes.background import BackgroundJob, JobFailure, JobStore, new_job_id
 from carto_provider.testing.routes.common import EmulatorHTTPError, require_api_token
-from carto_provider.testing.routes.sql import json_body, sql_api
+from carto_provider.testing.routes.sql import created_then_503, json_body, refuse_finished_cancel, sql_api
 from carto_provider.testing.state import EmulatorState
 from carto_provider.testing.warehouse import Warehouse, WarehouseError, get_warehouse
 
@@ -67,8 +67,9 @@ class ImportSettings:
     duration: float = 1.0
     #: Imports that may be pending or running at once (CARTO: 5); one more answers 429.
     max_concurrent: int = 5
-    #: The ``Retry-After`` (seconds) of that 429; None sends none (CARTO's docs promise none).
-    retry_after: float | None = 5.0
+    #: The ``Retry-After`` (seconds) of that 429; None (the default) sends none: CARTO publishes
+    #: no ``Retry-After`` and none of its clients reads one (carto-evidence.md section I).
+    retry_after: float | None = None
 
 
 @dataclass
@@ -452,7 +453,7 @@ async def create_import(request: Request) -> dict[str, Any] | JSONResponse:
         )
     state.record("import", issued.subject)
     job.start(_import_work(state, body))
-    return job.render()
+    return created_then_503(state) or job.render()
 
 
 @router.get("/v3/imports")
@@ -473,6 +474,7 @@ async def get_import(request: Request, job_id: str) -> dict[str, Any]:
 async def cancel_import(request: Request, job_id: str) -> dict[str, Any]:
     """Cancel an import (a finished one is returned unchanged)."""
     _, job = _import(request, job_id)
+    refuse_finished_cancel(state_of(request), job)
     if job.cancel():
         state_of(request).record("import_cancelled", job_id)
     return job.render()

@@ -43,7 +43,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
+from carto_provider.testing.quirks import WAREHOUSE_WORDS, quirks_of
 from carto_provider.testing.routes import state_of
 from carto_provider.testing.routes.background import (
     DEFAULT_WORDS,
@@ -269,10 +271,30 @@ def _procedure_parameters(state: EmulatorState, dataset: str, params: Any) -> Qu
     )
 
 
+_SYSTEM_METADATA = re.compile(r"\bINFORMATION_SCHEMA\b", re.IGNORECASE)
+
+
 def run_script(
-    state: EmulatorState, sql: str, params: Mapping[str, Any] | Sequence[Any] | None
+    state: EmulatorState,
+    sql: str,
+    params: Mapping[str, Any] | Sequence[Any] | None,
+    connection: str = "carto_dw",
 ) -> QueryResult:
-    """Run BigQuery SQL (a statement or a script, with procedures); return the last result."""
+    """Run BigQuery SQL (a statement or a script, with procedures); return the last result.
+
+    On ``carto_dw`` any ``INFORMATION_SCHEMA`` query is a permission error unless the quirk
+    ``information_schema_on_carto_dw`` is on (CartoDB/agent-skills ``migrate-data/lessons.md``:
+    "the user-bound token doesn't have access to system metadata")."""
+    if (
+        connection == "carto_dw"
+        and not quirks_of(state).information_schema_on_carto_dw
+        and _SYSTEM_METADATA.search(sql)
+    ):
+        raise WarehouseError(
+            "Access Denied: INFORMATION_SCHEMA: User does not have permission to query system metadata "
+            "on the CARTO Data Warehouse",
+            "accessDenied",
+        )
     view = _PARAMETERS_VIEW.search(sql)
     if view:
         return _procedure_parameters(state, view["dataset"], params)
@@ -346,16 +368,37 @@ async def _query(request: Request, connection: str, sql: Any, raw_params: Any) -
     if not isinstance(sql, str) or not sql.strip():
         raise EmulatorHTTPError(400, "Missing query: set q")
     params = _parameters(raw_params)
+    limit_seconds = quirks_of(state).query_time_limit
     try:
-        result = await asyncio.to_thread(run_script, state, sql, params)
+        result = await asyncio.wait_for(
+            asyncio.to_thread(run_script, state, sql, params, connection), timeout=limit_seconds
+        )
+    except TimeoutError:
+        # CARTO's docs: synchronous requests time out after 1 minute. The status is not published.
+        raise EmulatorHTTPError(
+            504,
+            f"The query did not finish within {limit_seconds:g} s",
+            hint="Create a job (POST /v3/sql/{connection}/job) and poll it instead of retrying",
+        ) from None
     except WarehouseError as exc:
-        raise EmulatorHTTPError(400, str(exc)) from None
+        raise EmulatorHTTPError(403 if exc.reason == "accessDenied" else 400, str(exc)) from None
     limit = sql_api(state).settings.max_rows
+    rows = [jsonable(row) for row in result.rows[:limit]]
+    schema = [{"name": f["name"], "type": f["type"]} for f in result.schema]
+    if _upper_case_keys(state, connection):
+        rows = [{str(k).upper(): v for k, v in row.items()} for row in rows]
+        schema = [{**f, "name": str(f["name"]).upper()} for f in schema]
     return {
-        "rows": [jsonable(row) for row in result.rows[:limit]],
-        "schema": [{"name": f["name"], "type": f["type"]} for f in result.schema],
+        "rows": rows,
+        "schema": schema,
         "meta": {"cacheHit": False, "location": "US", "totalBytesProcessed": "0"},
     }
+
+
+def _upper_case_keys(state: EmulatorState, connection: str) -> bool:
+    """Snowflake answers upper-case column names (@carto/api-client ``normalizeObjectKeys``)."""
+    provider = sql_api(state).settings.connections.get(connection, "")
+    return quirks_of(state).snowflake_upper_case and provider.lower() == "snowflake"
 
 
 @router.get("/v3/sql/{connection}/query")
@@ -375,10 +418,10 @@ async def query_post(request: Request, connection: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- jobs
 
 
-def _job_work(state: EmulatorState, sql: str, params: Any) -> Callable[[], dict[str, Any]]:
+def _job_work(state: EmulatorState, sql: str, params: Any, connection: str) -> Callable[[], dict[str, Any]]:
     def work() -> dict[str, Any]:
         try:
-            result = run_script(state, sql, params)
+            result = run_script(state, sql, params, connection)
         except WarehouseError as exc:
             raise JobFailure(str(exc), exc.reason) from None
         return {"statementType": result.statement_type}
@@ -386,8 +429,13 @@ def _job_work(state: EmulatorState, sql: str, params: Any) -> Callable[[], dict[
     return work
 
 
-def _render(api: SQLAPI, job: BackgroundJob) -> dict[str, Any]:
-    return job.render(api.settings.status_words, error_object=True)
+def _render(state: EmulatorState, job: BackgroundJob) -> dict[str, Any]:
+    quirks = quirks_of(state)
+    words = WAREHOUSE_WORDS if quirks.status_words == "warehouse" else sql_api(state).settings.status_words
+    body = job.render(words, error_object=True)
+    if quirks.job_id_differs:  # the read's jobId is not the externalId it is polled with
+        body["jobId"] = "bq_" + job.job_id.removeprefix("job_")
+    return body
 
 
 def _created(job: BackgroundJob) -> dict[str, Any]:
@@ -413,7 +461,7 @@ def _job(request: Request, connection: str, job_id: str) -> tuple[SQLAPI, Backgr
 
 
 @router.post("/v3/sql/{connection}/job")
-async def create_job(request: Request, connection: str) -> dict[str, Any]:
+async def create_job(request: Request, connection: str) -> dict[str, Any] | JSONResponse:
     """Start a job (``query``, ``queryParameters``, ``metadata``); it runs after ``job_duration`` s."""
     issued = require_api_token(request)
     state = state_of(request)
@@ -425,6 +473,8 @@ async def create_job(request: Request, connection: str) -> dict[str, Any]:
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise EmulatorHTTPError(400, "metadata must be an object")
+    if quirks_of(state).metadata_as_strings:
+        metadata = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     params = _parameters(body.get("queryParameters"))
     api = sql_api(state)
     fields = {
@@ -439,24 +489,41 @@ async def create_job(request: Request, connection: str) -> dict[str, Any]:
     job = BackgroundJob(new_job_id("job"), api.settings.job_duration, fields)
     api.jobs.add(job)
     state.record("sql_job", issued.subject)
-    job.start(_job_work(state, sql, params))
-    return _created(job)
+    job.start(_job_work(state, sql, params, connection))
+    return created_then_503(state) or _created(job)
+
+
+def created_then_503(state: EmulatorState) -> JSONResponse | None:
+    """The quirk ``created_then_503``: a 503 for a creation that was carried out, or None."""
+    quirks = quirks_of(state)
+    with state.lock:
+        if quirks.created_then_503 <= 0:
+            return None
+        quirks.created_then_503 -= 1
+    return JSONResponse({"error": "Service Unavailable", "status": 503}, status_code=503)
+
+
+def refuse_finished_cancel(state: EmulatorState, job: BackgroundJob) -> None:
+    """The quirk ``cancel_finished_400``: a 400 for cancelling a job that had already ended."""
+    if quirks_of(state).cancel_finished_400 and not job.active:
+        raise EmulatorHTTPError(400, f"Job {job.job_id} has already finished and cannot be cancelled")
 
 
 @router.get("/v3/sql/{connection}/job/{job_id}")
 async def get_job(request: Request, connection: str, job_id: str) -> dict[str, Any]:
     """A job's state."""
-    api, job = _job(request, connection, job_id)
-    return _render(api, job)
+    _, job = _job(request, connection, job_id)
+    return _render(state_of(request), job)
 
 
 @router.delete("/v3/sql/{connection}/job/{job_id}")
 async def cancel_job(request: Request, connection: str, job_id: str) -> dict[str, Any]:
     """Cancel a job (a finished job is returned unchanged)."""
-    api, job = _job(request, connection, job_id)
+    _, job = _job(request, connection, job_id)
+    refuse_finished_cancel(state_of(request), job)
     if job.cancel():
         state_of(request).record("sql_job_cancelled", job_id)
-    return _render(api, job)
+    return _render(state_of(request), job)
 
 
 @router.get("/v3/sql/jobs")
