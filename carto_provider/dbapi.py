@@ -227,11 +227,18 @@ class Cursor:
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Any]) -> Cursor:
         """Run ``operation`` once per parameter set; a one-row ``INSERT ... VALUES (?, ...)`` is sent as
-        one multi-row ``INSERT`` (one SQL job instead of one per row)."""
+        multi-row ``INSERT`` statements (one SQL job per :data:`MAX_QUERY_PARAMETERS` values, BigQuery's
+        cap on a query's parameters, instead of one job per row)."""
         batches = list(seq_of_parameters)
-        merged = multi_row_insert(operation, batches)
-        if merged is not None:
-            return self.execute(*merged)
+        width = max((len(b) for b in batches if not isinstance(b, Mapping)), default=1) or 1
+        per_statement = max(1, MAX_QUERY_PARAMETERS // width)
+        chunks = [batches[i : i + per_statement] for i in range(0, len(batches), per_statement)]
+        merged = [multi_row_insert(operation, chunk) for chunk in chunks]
+        if merged and all(m is not None for m in merged):
+            for statement in merged:
+                assert statement is not None
+                self.execute(*statement)
+            return self
         for parameters in batches:
             self.execute(operation, parameters)
         return self
@@ -297,6 +304,10 @@ class Cursor:
         if self.description is None:
             raise ProgrammingError("The last statement returned no rows (it ran as a CARTO SQL job).")
 
+
+#: The most query parameters one statement sends: BigQuery's quota ("maximum number of query
+#: parameters: 10,000"); CARTO publishes no cap of its own (carto-evidence.md A.6).
+MAX_QUERY_PARAMETERS = 10_000
 
 _SINGLE_ROW_INSERT = re.compile(
     r"^\s*(?P<head>INSERT\s+INTO\s+.+?\s+VALUES\s*)(?P<row>\(\s*\?(?:\s*,\s*\?)*\s*\))\s*;?\s*$",

@@ -200,7 +200,8 @@ class CartoJob:
         found = job_id or body.get("externalId") or reported
         if not found:
             raise CartoError(f"CARTO's {label} response has no jobId (fields: {sorted(body)}).")
-        external = body.get("externalId")
+        # A SQL job's polled id is its externalId (the create reply's id), whatever a read repeats.
+        external = body.get("externalId") or (job_id if label == SQL_JOB.label else None)
         return cls(
             kind=label,
             job_id=str(found),
@@ -378,8 +379,10 @@ class JobWatch:
                 job.status.lower(),
             )
 
-    def timeout_message(self, job: CartoJob, *, cancelled: bool) -> str:
-        """What a wait that ran out of time (or of patience with an unknown word) says."""
+    def timeout_message(self, job: CartoJob, *, cancelled: bool, ended: Any = None) -> str:
+        """What a wait that ran out of time (or of patience with an unknown word) says; ``ended`` is
+        what the cancel answered: a job that had already ended (CARTO refused to cancel it) is
+        named with its real outcome."""
         if self.unknown_word is not None:
             message = (
                 f"{job.describe()} kept the status {self.unknown_word!r}, which this provider does not "
@@ -388,6 +391,8 @@ class JobWatch:
             )
         else:
             message = f"{job.describe()} was still {job.status or 'running'!r} when the wait's time ran out"
+        if isinstance(ended, CartoJob) and ended.done and ended.outcome != CANCELLED:
+            return message + f"; CARTO had already ended it {ended.status!r} ({ended.outcome})."
         return message + ("; it has been cancelled." if cancelled else ".")
 
 

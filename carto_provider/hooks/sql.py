@@ -287,10 +287,7 @@ class CartoSQLHook(CartoAuthHook):
             job = self.get(job.kind, job.job_id, connection=job.connection)
         if watch.timed_out:
             ended = cancel() if cancel is not None else None
-            message = watch.timeout_message(job, cancelled=cancel is not None)
-            if isinstance(ended, CartoJob) and ended.done and ended.status != job.status:
-                message += f" CARTO reports it as {ended.status!r} now ({ended.outcome})."
-            raise CartoJobTimeout(message)
+            raise CartoJobTimeout(watch.timeout_message(job, cancelled=cancel is not None, ended=ended))
         return job.check()
 
     # ------------------------------------------------------------------ SQL API: jobs

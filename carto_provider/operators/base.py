@@ -212,12 +212,14 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
             raise ValueError(f"{self.task_id}: timeout must be a positive duration, not {self.timeout!r}.")
         return bound
 
-    def _cancel_once(self) -> None:
+    def _cancel_once(self) -> CartoJob | None:
+        """Cancel the running job once; returns what CARTO answered (None: nothing was cancelled)."""
         job = self._running
         if job is None or self._cancel_sent:
-            return
+            return None
         self._cancel_sent = True
         try:
-            self.get_hook().cancel(job.kind, job.job_id, connection=job.connection)
+            return self.get_hook().cancel(job.kind, job.job_id, connection=job.connection)
         except CartoError as exc:
             self.log.warning("Could not cancel %s: %s", job.describe(), exc)
+            return None

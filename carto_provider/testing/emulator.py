@@ -47,7 +47,9 @@ def create_app(state: EmulatorState) -> Any:
     async def count_and_inject(request: Request, call_next: Any) -> Response:
         method, path = request.method, request.url.path
         state.count_call(method, path)
-        state.record("client", request.query_params.get("client", ""))  # who CARTO would credit
+        if path.startswith("/v3/"):  # the API calls CARTO credits to a client (``client=``)
+            state.record("client", request.query_params.get("client", ""))
+            state.last_query[f"{method} {path}"] = request.url.query
         delay = state.latency_for(method, path)
         fault = state.take_fault(method, path)
         if fault is not None:
@@ -59,16 +61,6 @@ def create_app(state: EmulatorState) -> Any:
             return JSONResponse(body, status_code=fault.status, headers=fault.headers)
         response: Response = await call_next(request)
         return response
-
-    @app.post("/emulator/quirks")
-    async def set_quirks(request: Request) -> dict[str, Any]:
-        """Change the emulator's unpleasant modes (a JSON object); answers those in force."""
-        try:
-            changes = await request.json()
-            with state.lock:
-                return state.quirks.update(changes if isinstance(changes, dict) else {}).as_dict()
-        except (ValueError, TypeError) as exc:
-            raise EmulatorHTTPError(400, str(exc)) from None
 
     @app.exception_handler(EmulatorHTTPError)
     async def carto_error(request: Request, exc: EmulatorHTTPError) -> JSONResponse:

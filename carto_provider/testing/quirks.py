@@ -70,6 +70,8 @@ class Quirks:
     snowflake_upper_case: bool = True
     #: Seconds a ``/query`` may take before CARTO gives up (CARTO's docs: one minute).
     query_time_limit: float = 60.0
+    #: The most ``queryParameters`` one query or job takes (BigQuery's quota: 10,000 parameters).
+    max_query_parameters: int = 10_000
 
     def update(self, changes: Mapping[str, Any]) -> Quirks:
         """Apply ``changes`` (unknown names are refused) and return self."""

@@ -72,6 +72,7 @@ class EmulatorState:
         self.calls: Counter[str] = Counter()  # "METHOD /raw/path" -> count (faulted calls included)
         self.events: Counter[tuple[str, str]] = Counter()  # (event, subject) -> count, e.g. ("m2m_token", id)
         self.faults: list[Fault] = []
+        self.last_query: dict[str, str] = {}  # "METHOD /path" -> the query string it last had
         self.latency: dict[str, float] = {}  # pattern -> seconds added to every matching request
         self.extensions: dict[str, Any] = {}  # per-feature state of later routers (warehouse, jobs...)
 

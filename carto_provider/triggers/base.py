@@ -107,15 +107,13 @@ class CartoJobTrigger(BaseTrigger):
             job = await self._fetch(hook)
         if not watch.timed_out:
             return JobEvent(job.outcome, job.job_id, f"{job.describe()} is {job.status!r}", job)
-        message = watch.timeout_message(job, cancelled=self.cancel_on_kill)
+        ended = None
         if self.cancel_on_kill:
             try:  # the timeout is what the user must see, not a refused cancel
                 ended = await self._cancel(hook)
             except CartoError as exc:
                 self.log.warning("Could not cancel %s: %s", job.describe(), exc)
-            else:
-                if ended.done and ended.status != job.status:
-                    message += f" CARTO reports it as {ended.status!r} now ({ended.outcome})."
+        message = watch.timeout_message(job, cancelled=self.cancel_on_kill, ended=ended)
         return JobEvent(TIMEOUT, job.job_id, message, job)
 
     async def on_kill(self) -> None:

@@ -125,12 +125,19 @@ def test_401_refreshes_the_token_once_and_retries_once(hook, fast_carto):
     assert fast_carto.calls(f"GET /v3/sql/carto_dw/job/{job.job_id}") == 2  # the 401, then the retry
 
 
-def test_job_creation_is_not_repeated_after_a_server_error(hook, fast_carto):
+def test_a_server_error_on_creation_is_looked_up_then_sent_again_once(hook, fast_carto):
+    """A 500 is ambiguous: the tagged job is looked up (none: the fault answered before CARTO acted),
+    then the creation is sent once more; a second 500 is CARTO's error."""
     fast_carto.add_fault("POST /v3/sql/carto_dw/job", 500, body={"error": "backend exploded"})
+    job = hook.submit_job("SELECT 1")
+    assert fast_carto.calls("POST /v3/sql/carto_dw/job") == 2
+    assert fast_carto.calls("GET /v3/sql/jobs") == 1
+    assert [j.job_id for j in sql_jobs(fast_carto)] == [job.job_id]
+    fast_carto.add_fault("POST /v3/sql/carto_dw/job", 500, times=2, body={"error": "backend exploded"})
     with pytest.raises(CartoAPIError, match="backend exploded") as info:
         hook.submit_job("SELECT 1")
     assert info.value.status == 500
-    assert fast_carto.calls("POST /v3/sql/carto_dw/job") == 1
+    assert fast_carto.calls("POST /v3/sql/carto_dw/job") == 4
 
 
 def test_job_creation_is_repeated_when_carto_refuses_it(hook, fast_carto):

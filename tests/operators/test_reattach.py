@@ -71,7 +71,7 @@ def test_a_sigkilled_task_retried_reattaches_to_its_job(fast_carto):
     sql_api(fast_carto.state).settings.job_duration = 3
     assert first_try_sigkilled_while_polling(fast_carto) == -signal.SIGKILL
     (job,) = sql_jobs(fast_carto)
-    assert job.active and job.fields["metadata"]["try_number"] == 1
+    assert job.active and job.fields["metadata"]["try_number"] == "1"
 
     ids = CartoSQLOperator(task_id="build", sql=BUILD, deferrable=False, poll_interval=0.1).execute(
         task_context(2)
@@ -108,8 +108,8 @@ def test_jobs_carry_the_task_in_their_metadata(fast_carto):
         "dag_id": "etl",
         "task_id": "t",
         "run_id": "scheduled__1",
-        "map_index": -1,
-        "try_number": 3,
+        "map_index": "-1",
+        "try_number": "3",
     }
     listed = CartoSQLHook().list_jobs(metadata={"dag_id": "etl", "task_id": "t"})
     assert [item["externalId"] for item in listed] == [job.job_id]

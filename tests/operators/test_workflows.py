@@ -52,7 +52,11 @@ def test_runs_the_procedure_with_its_parameters(fast_carto):
         poll_interval=0.1,
     )
     operator = CartoRunWorkflowOperator(
-        task_id="wf", procedure=procedure, parameters={"factor": 2, "label": "x"}, deferrable=False
+        task_id="wf",
+        procedure=procedure,
+        parameters={"factor": 2, "label": "x"},
+        parameter_order=["factor", "label"],
+        deferrable=False,
     )
     ids = operator.execute({})
     assert ids["status"] == "success"
@@ -76,8 +80,12 @@ def install(hook, procedure: str, signature: str, body: str) -> None:
 
 
 def test_parameters_are_bound_by_name_whatever_the_dict_order(fast_carto):
-    """The dict lists the parameters in the other order: each still reaches its own argument."""
+    """The dict lists the parameters in the other order: each still reaches its own argument (on a
+    BigQuery connection other than carto_dw, the order is read from INFORMATION_SCHEMA.PARAMETERS)."""
     from carto_provider.hooks.sql import CartoSQLHook
+    from carto_provider.testing.routes.sql import sql_api
+
+    sql_api(fast_carto.state).settings.connections["my_bigquery"] = "bigquery"
 
     procedure = f"{PROJECT}.workflows_temp.wfproc_order"
     install(
@@ -87,7 +95,11 @@ def test_parameters_are_bound_by_name_whatever_the_dict_order(fast_carto):
         f"CREATE OR REPLACE TABLE `{PROJECT}.shared.ordered` AS SELECT min_revenue AS m, label AS l",
     )
     CartoRunWorkflowOperator(
-        task_id="wf", procedure=procedure, parameters={"label": "x", "min_revenue": 2.5}, deferrable=False
+        task_id="wf",
+        procedure=procedure,
+        parameters={"label": "x", "min_revenue": 2.5},
+        connection="my_bigquery",
+        deferrable=False,
     ).execute({})
     assert rows(fast_carto, f"SELECT * FROM `{PROJECT}.shared.ordered`") == [{"m": 2.5, "l": "x"}]
     assert list(sql_jobs(fast_carto))[-1].fields["query"] == f"CALL `{procedure}`(@min_revenue,@label)"

@@ -329,7 +329,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _parameters(raw: Any) -> dict[str, Any] | list[Any] | None:
+def _parameters(raw: Any, cap: int | None = None) -> dict[str, Any] | list[Any] | None:
     if raw is None or raw == "":
         return None
     if isinstance(raw, str):
@@ -338,6 +338,8 @@ def _parameters(raw: Any) -> dict[str, Any] | list[Any] | None:
         except ValueError:
             raise EmulatorHTTPError(400, "queryParameters is not valid JSON") from None
     if isinstance(raw, dict | list):
+        if cap is not None and len(raw) > cap:
+            raise EmulatorHTTPError(400, f"Too many query parameters: {len(raw)} (at most {cap})")
         return raw
     raise EmulatorHTTPError(400, "queryParameters must be an object (named) or an array (positional)")
 
@@ -367,7 +369,7 @@ async def _query(request: Request, connection: str, sql: Any, raw_params: Any) -
     check_connection(state, connection)
     if not isinstance(sql, str) or not sql.strip():
         raise EmulatorHTTPError(400, "Missing query: set q")
-    params = _parameters(raw_params)
+    params = _parameters(raw_params, quirks_of(state).max_query_parameters)
     limit_seconds = quirks_of(state).query_time_limit
     try:
         result = await asyncio.wait_for(
@@ -460,7 +462,7 @@ def _job(request: Request, connection: str, job_id: str) -> tuple[SQLAPI, Backgr
     return api, job
 
 
-@router.post("/v3/sql/{connection}/job")
+@router.post("/v3/sql/{connection}/job", response_model=None)
 async def create_job(request: Request, connection: str) -> dict[str, Any] | JSONResponse:
     """Start a job (``query``, ``queryParameters``, ``metadata``); it runs after ``job_duration`` s."""
     issued = require_api_token(request)
@@ -475,7 +477,7 @@ async def create_job(request: Request, connection: str) -> dict[str, Any] | JSON
         raise EmulatorHTTPError(400, "metadata must be an object")
     if quirks_of(state).metadata_as_strings:
         metadata = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
-    params = _parameters(body.get("queryParameters"))
+    params = _parameters(body.get("queryParameters"), quirks_of(state).max_query_parameters)
     api = sql_api(state)
     fields = {
         "connection": connection,
