@@ -97,6 +97,23 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "example": "30",
         "default": "10",
     },
+    "status_words": {
+        "description": "More CARTO job status words and what they mean, as a JSON object of word -> "
+        "success, failed, cancelled or running (case-insensitive), added to the provider's own (CARTO "
+        "does not publish the SQL job status words).",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": '{"wrapped_up": "success"}',
+        "default": "",
+    },
+    "unknown_status_patience": {
+        "description": "Seconds a CARTO job status word the provider does not know is polled on (logged "
+        "at WARNING) before the wait ends as a timeout naming the word.",
+        "version_added": "0.1.0",
+        "type": "float",
+        "example": "120",
+        "default": "600",
+    },
     "token_cache": {
         "description": "Where workers keep their CARTO tokens, for connections whose extra does not say: "
         "local (one token per machine, in a 0600 file under the token cache directory) or redis (one "
