@@ -9,7 +9,7 @@ dialog shows (CARTO DW / BigQuery)::
     {"query": "CALL `proj.workflows_temp.wfproc_1a2b`(@number_of_clusters,@store_type)",
      "queryParameters": {"number_of_clusters": 2, "store_type": "Supermarket"}}
 
-How the call is built for each warehouse: :mod:`carto_provider.hooks.workflows`.
+How the call is built for each warehouse: :mod:`carto_provider.api.workflows`.
 """
 
 from __future__ import annotations
@@ -17,21 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from carto_provider.api.identity import TaskIdentity
+from carto_provider.api.sql import CARTO_DW, QueryParameters, provider_of
+from carto_provider.api.workflows import BIGQUERY_LIKE, bind_call, parameters_query, workflow_call
 from carto_provider.errors import CartoAPIError
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CARTO_DW, QueryParameters, provider_of
-from carto_provider.hooks.workflows import BIGQUERY_LIKE, bind_call, parameters_query
-from carto_provider.hooks.workflows import workflow_call as _workflow_call
-from carto_provider.operators.identity import TaskIdentity
 from carto_provider.operators.sql import CartoSQLJobOperator
-
-__all__ = ["CartoRunWorkflowOperator", "workflow_call"]
-
-
-def workflow_call(procedure: str, parameters: Mapping[str, Any] | None = None) -> str:
-    """``CALL `procedure`(@a,@b)`` for a CARTO DW / BigQuery workflow procedure, placeholders in the
-    order given (the operator reads the procedure's own order; see :mod:`carto_provider.hooks.workflows`)."""
-    return str(_workflow_call(procedure, parameters)[0])
 
 
 class CartoRunWorkflowOperator(CartoSQLJobOperator):
@@ -40,7 +31,7 @@ class CartoRunWorkflowOperator(CartoSQLJobOperator):
     Give either ``call``, the exact ``CALL ...`` from the workflow's API dialog (its ``@name`` /
     ``:name`` placeholders are bound from ``parameters`` by name), or ``procedure`` and
     ``parameters``: the call is then built for the connection's warehouse, binding every parameter
-    by name (Snowflake, Databricks, PostgreSQL: named arguments; Redshift: use ``call``).
+    by name (Snowflake, Databricks, PostgreSQL: named arguments; Redshift, Oracle: use ``call``).
     BigQuery binds a CALL's arguments by position, so there the placeholders follow
     ``parameter_order`` (the order of the ``@names`` in the dialog's CALL). On the CARTO Data
     Warehouse it is required with two or more parameters: CARTO refuses every ``INFORMATION_SCHEMA``
@@ -105,7 +96,7 @@ class CartoRunWorkflowOperator(CartoSQLJobOperator):
         order = self.parameter_order
         if order is None and provider in BIGQUERY_LIKE and len(self.parameters or {}) > 1 and hook:
             order = self._read_order(hook, provider)
-        return _workflow_call(self.procedure, self.parameters, provider=provider, argument_order=order)
+        return workflow_call(self.procedure, self.parameters, provider=provider, argument_order=order)
 
     def _order_needed(self, why: str) -> ValueError:
         names = sorted(self.parameters or {})
@@ -138,4 +129,4 @@ class CartoRunWorkflowOperator(CartoSQLJobOperator):
                 f"{self.task_id}: CARTO lists no provider for connection {self.connection!r}; set provider="
                 "('bigquery', 'snowflake', 'databricks', 'postgres' or 'redshift')."
             )
-        return found
+        return found.lower()

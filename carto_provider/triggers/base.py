@@ -12,20 +12,20 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from carto_provider.api.jobs import ERROR, SQL_JOB, TIMEOUT, CartoJob, JobEvent, JobWatch, kind_of
 from carto_provider.errors import CartoError
-from carto_provider.hooks.jobs import ERROR, SQL_JOB, TIMEOUT, CartoJob, JobEvent, JobWatch, kind_of
-from carto_provider.hooks.sql_async import CartoSQLAsyncHook
+from carto_provider.hooks.api_async import CartoAPIAsyncHook
 
-__all__ = ["ERROR", "TIMEOUT", "CartoJobTrigger"]
+__all__ = ["CartoJobTrigger"]
 
 
 class CartoJobTrigger(BaseTrigger):
     """Polls a CARTO SQL job or import, then fires one event when it ends.
 
-    The event payload is :meth:`JobEvent.to_json() <carto_provider.hooks.jobs.JobEvent.to_json>`:
+    The event payload is :meth:`JobEvent.to_json() <carto_provider.api.jobs.JobEvent.to_json>`:
     ``{"status", "job_id", "job", "message"}`` where ``status`` is ``success``, ``failed``,
     ``cancelled``, ``timeout`` or ``error`` (CARTO could not be asked); decode it with
-    :func:`~carto_provider.hooks.jobs.job_from_event`.
+    :func:`~carto_provider.api.jobs.job_from_event`.
 
     :param job_id: CARTO's job id.
     :param kind: ``"SQL job"`` (also a Workflow run) or ``"import"``.
@@ -37,7 +37,7 @@ class CartoJobTrigger(BaseTrigger):
         clear) and when ``end_time`` passes. Airflow calls a trigger's ``on_kill`` from 3.3 on; on
         older versions a killed deferred task leaves its CARTO job running.
     :param end_time: epoch seconds after which the trigger gives up (``timeout`` event).
-    :param status_words: more job status words, word -> outcome (see ``CartoSQLHook``).
+    :param status_words: more job status words, word -> outcome (see ``CartoAPIHook``).
     """
 
     def __init__(
@@ -46,7 +46,7 @@ class CartoJobTrigger(BaseTrigger):
         job_id: str,
         kind: str = SQL_JOB.label,
         connection: str | None = None,
-        carto_conn_id: str = CartoSQLAsyncHook.default_conn_name,
+        carto_conn_id: str = CartoAPIAsyncHook.default_conn_name,
         poll_interval: float = 10.0,
         cancel_on_kill: bool = True,
         end_time: float | None = None,
@@ -79,13 +79,13 @@ class CartoJobTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self) -> CartoSQLAsyncHook:
-        return CartoSQLAsyncHook(self.carto_conn_id, status_words=self.status_words)
+    def _hook(self) -> CartoAPIAsyncHook:
+        return CartoAPIAsyncHook(self.carto_conn_id, status_words=self.status_words)
 
-    async def _fetch(self, hook: CartoSQLAsyncHook) -> CartoJob:
+    async def _fetch(self, hook: CartoAPIAsyncHook) -> CartoJob:
         return await hook.aget(self.kind, self.job_id, connection=self.connection)
 
-    async def _cancel(self, hook: CartoSQLAsyncHook) -> CartoJob:
+    async def _cancel(self, hook: CartoAPIAsyncHook) -> CartoJob:
         return await hook.acancel(self.kind, self.job_id, connection=self.connection)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -99,7 +99,7 @@ class CartoJobTrigger(BaseTrigger):
             await hook.aclose()
         yield TriggerEvent(event.to_json())
 
-    async def _follow(self, hook: CartoSQLAsyncHook) -> JobEvent:
+    async def _follow(self, hook: CartoAPIAsyncHook) -> JobEvent:
         watch = JobWatch(self.poll_interval, self.end_time, hook.unknown_status_patience)
         job = await self._fetch(hook)
         while (delay := watch.next_delay(job)) is not None:

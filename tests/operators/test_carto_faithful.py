@@ -12,8 +12,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from carto_provider.errors import CartoAPIError
-from carto_provider.hooks.jobs import CartoJobError, CartoJobTimeout
+from carto_provider.errors import CartoAPIError, CartoJobError, CartoJobTimeout
 from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.operators.sql import CartoSQLOperator
 from carto_provider.operators.workflows import CartoRunWorkflowOperator
@@ -122,7 +121,7 @@ def test_an_unknown_word_is_bounded_by_patience_and_named(fast_carto, caplog):
     hook = CartoSQLHook(unknown_status_patience=0.5)
     job = hook.submit_job("SELECT 1")
     with (
-        caplog.at_level(logging.WARNING, logger="carto_provider.hooks.jobs"),
+        caplog.at_level(logging.WARNING, logger="carto_provider.api.jobs"),
         pytest.raises(CartoJobTimeout, match=r"kept the status 'Wrapped_Up'.*status_words"),
     ):
         hook.wait_for_job(job.job_id, poll_interval=0.1, timeout=3600)

@@ -3,7 +3,7 @@
 It owns what every call needs and nothing else, so the rules live in one place:
 
 * **Timeouts** on every request: ``(connect, read)`` seconds.
-* **Retries**, as :mod:`carto_provider.retry` decides them (idempotent calls on any transient
+* **Retries**, as :mod:`carto_provider.api.retry` decides them (idempotent calls on any transient
   failure, at-most-once calls only when CARTO refused them; ``Retry-After`` honoured, capped), with
   the one tenacity configuration shared by :class:`Transport` and :class:`AsyncTransport`.
 * **The single 401 refresh**: a call carrying a bearer token that answers 401 asks the token source
@@ -35,47 +35,20 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import tenacity
 
-from carto_provider import __version__
-from carto_provider.errors import CartoAPIError
-from carto_provider.retry import (
+from carto_provider._version import __version__
+from carto_provider.api.responses import UNREACHABLE_HINT, api_error, redact_url, response_json
+from carto_provider.api.retry import (
     DEFAULT_RETRY,
     REFUSED_STATUS,
     RETRYABLE_STATUS,
+    CartoRetryPolicy,
     RetryableStatus,
-    RetryAfterWait,
-    RetryPolicy,
-    parse_retry_after,
-    retried_errors,
     retry_arguments,
-    retryable_response,
 )
-
-__all__ = [
-    "CLIENT_PARAMS",
-    "DEFAULT_RETRY",
-    "DEFAULT_TIMEOUT",
-    "REFUSED_STATUS",
-    "RETRYABLE_STATUS",
-    "USER_AGENT",
-    "AsyncTransport",
-    "RetryAfterWait",
-    "RetryPolicy",
-    "RetryableStatus",
-    "Transport",
-    "api_error",
-    "error_fields",
-    "form_post",
-    "parse_retry_after",
-    "redact_url",
-    "response_json",
-    "retried_errors",
-    "retry_arguments",
-    "retryable_response",
-]
+from carto_provider.errors import CartoAPIError
 
 if TYPE_CHECKING:
     import httpx
@@ -91,97 +64,10 @@ USER_AGENT = f"airflow-provider-carto/{__version__}"
 #: sent: api-client adds it as its Maps API minor version; ps-services (the SQL jobs client) sends
 #: neither ``client`` nor ``v``.
 CLIENT_PARAMS: Mapping[str, str] = {"client": "airflow-provider-carto"}
-UNREACHABLE_HINT = "Check the API base URL and the network."
 
 Timeout = float | tuple[float, float]
 #: Given the token value a server just refused (or None), returns a token value to send.
 TokenSource = Callable[[str | None], str]
-
-
-def redact_url(url: str) -> str:
-    """The URL without query string or fragment (CARTO examples put tokens in ``access_token=``)."""
-    parts = urlsplit(str(url))
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-# ---------------------------------------------------------------------------------------------- errors
-
-
-def _error_text(value: Any) -> str | None:
-    """One error field as text: a list joined with ``; ``, ``{code, msg}`` as ``code: msg``."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, list):
-        return "; ".join(t for t in (_error_text(v) for v in value) if t) or None
-    if isinstance(value, dict):
-        return ": ".join(str(value[k]) for k in ("code", "msg", "message") if value.get(k)) or None
-    return str(value)
-
-
-def error_fields(response: Any) -> tuple[str | None, str | None]:
-    """CARTO's ``error`` and a description from a JSON error body.
-
-    ``error`` may be a string or a list (joined), and comes with optional ``hint`` and
-    ``column_name`` (@carto/api-client 0.5.34 ``src/models/common.ts`` ``ModelErrorResponse``,
-    "Source: @carto/react-api"); the Tokens API sends ``description`` (CARTO's
-    carto-for-developers-guides ``integrate-existing-app/backend/index.ts``); OAuth servers send
-    ``error_description``. The description joins whichever of these came, hint and column named.
-    """
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None
-    if not isinstance(body, dict):
-        return None, None
-    parts = [
-        _error_text(body.get("error_description") or body.get("description") or body.get("message")),
-        *(
-            f"{label}: {text}"
-            for label, key in (("hint", "hint"), ("column", "column_name"))
-            if (text := _error_text(body.get(key)))
-        ),
-    ]
-    description = "; ".join(p for p in parts if p) or None
-    return _error_text(body.get("error")), description
-
-
-def api_error(response: Any, *, api_base_url: str) -> CartoAPIError:
-    """A CartoAPIError with CARTO's ``error`` text, the status and what to check (httpx or requests)."""
-
-    error, description = error_fields(response)
-    reason = getattr(response, "reason_phrase", None) or getattr(response, "reason", None)
-    detail = ": ".join(x for x in (error, description) if x) or (reason or "no error body")
-    url = redact_url(str(response.url or ""))
-    status = response.status_code
-    hints = {
-        401: f" The API at {api_base_url} refused the token: check that the API base URL is your "
-        "account's region (CARTO Workspace > Developers).",
-        403: " The user behind these credentials lacks permission for this resource.",
-        404: " Check the API base URL and the resource name.",
-    }
-    method = response.request.method if response.request is not None else ""
-    return CartoAPIError(
-        f"CARTO API {method} {url} failed (HTTP {status}: {detail}).{hints.get(status, '')}",
-        status=status,
-        error=error or description,
-        url=url,
-    )
-
-
-def response_json(response: Any) -> Any:
-    """The JSON body of a response (``{}`` when empty), or a clear error."""
-
-    if not response.content:
-        return {}
-    try:
-        return response.json()
-    except ValueError:
-        method = getattr(getattr(response, "request", None), "method", "")
-        raise CartoAPIError(
-            f"CARTO answered {method} {redact_url(str(response.url))} with HTTP {response.status_code} "
-            "but no JSON.",
-            status=response.status_code,
-        ) from None
 
 
 # ---------------------------------------------------------------------------------------------- transports
@@ -215,12 +101,13 @@ class _Base:
         base_url: str,
         *,
         tokens: TokenSource | None = None,
-        policy: RetryPolicy = DEFAULT_RETRY,
+        policy: CartoRetryPolicy = DEFAULT_RETRY,
         timeout: Timeout = DEFAULT_TIMEOUT,
         unreachable_hint: str = UNREACHABLE_HINT,
         params: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = str(base_url).rstrip("/")
+        #: Query parameters sent on every call (the API transports: :data:`CLIENT_PARAMS`).
         self.params = dict(params or {})
         self.tokens = tokens
         self.policy = policy
@@ -293,9 +180,11 @@ class _Base:
                 )
             raise CartoAPIError(message, url=redact_url(call.url)) from None
 
-    def _finish(self, response: httpx.Response, raise_for_status: bool) -> httpx.Response:
-        if raise_for_status and response.status_code >= 400:
-            raise api_error(response, api_base_url=self.base_url)
+    def _finish(
+        self, response: httpx.Response, raise_for_status: bool, tokens_sent: list[str]
+    ) -> httpx.Response:
+        if raise_for_status and response.status_code >= 300:
+            raise api_error(response, api_base_url=self.base_url, secrets=tokens_sent)
         return response
 
 
@@ -306,7 +195,6 @@ class Transport(_Base):
     :param tokens: where bearer tokens come from (``tokens(None)``; after a 401, ``tokens(refused)``).
     :param policy: how transient failures are retried (per call overridable).
     :param timeout: (connect, read) seconds (per call overridable).
-    :param params: query parameters sent on every call (the API transports: :data:`CLIENT_PARAMS`).
     """
 
     _client: httpx.Client | None = None
@@ -334,8 +222,9 @@ class Transport(_Base):
         """Send a request; return the final response, or raise CartoAPIError (see the module doc).
 
         ``options``: ``at_most_once`` (False), ``authorize`` (True: a bearer token from ``tokens``),
-        ``raise_for_status`` (True), ``policy`` and ``timeout`` (this transport's by default); the
-        rest go to ``httpx.Client.request`` (``json``, ``data``, ``params``, ``headers``).
+        ``raise_for_status`` (True: an answer of 300 or more raises), ``policy`` and ``timeout``
+        (this transport's by default); the rest go to ``httpx.Client.request`` (``json``, ``data``,
+        ``params``, ``headers``).
         """
         call = self._call(method, path, options)
         retrying = tenacity.Retrying(**call.retry)
@@ -345,12 +234,16 @@ class Transport(_Base):
                 lambda: self._checked(self._http().request(**call.request(token)), call.at_most_once)
             )
 
+        sent: list[str] = []
         with self._no_answer_as_api_error(call):
             token = self.tokens(None) if call.authorize and self.tokens else None
+            sent += [token] if token else []
             response = send(token)
             if response.status_code == 401 and token is not None and self.tokens is not None:
-                response = send(self.tokens(token))
-        return self._finish(response, call.raise_for_status)
+                token = self.tokens(token)
+                sent.append(token)
+                response = send(token)
+        return self._finish(response, call.raise_for_status, sent)
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`request`, then the JSON body (``{}`` when empty)."""
@@ -397,12 +290,16 @@ class AsyncTransport(_Base):
         async def attempt(token: str | None) -> httpx.Response:
             return self._checked(await self._http().request(**call.request(token)), call.at_most_once)
 
+        sent: list[str] = []
         with self._no_answer_as_api_error(call):
             token = await self._token(None) if call.authorize else None
+            sent += [token] if token else []
             response: httpx.Response = await retrying(attempt, token)
             if response.status_code == 401 and token is not None:
-                response = await retrying(attempt, await self._token(token))
-        return self._finish(response, call.raise_for_status)
+                token = await self._token(token)
+                sent += [token] if token else []
+                response = await retrying(attempt, token)
+        return self._finish(response, call.raise_for_status, sent)
 
     async def arequest_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`arequest`, then the JSON body (``{}`` when empty)."""
@@ -413,7 +310,7 @@ def form_post(
     url: str,
     data: Mapping[str, str],
     *,
-    policy: RetryPolicy = DEFAULT_RETRY,
+    policy: CartoRetryPolicy = DEFAULT_RETRY,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> httpx.Response:
     """One form POST without a token and without following redirects (e.g. an OAuth token request),
