@@ -269,8 +269,11 @@ def test_every_env_example_setting_is_used_by_the_compose_file():
 
 
 def test_plain_http_to_a_named_host_needs_the_explicit_escape_hatch(monkeypatch):
-    from carto_provider.auth.settings import INSECURE_HTTP_HOSTS_ENV, normalize_base_url
+    from carto_provider.auth.settings import INSECURE_HTTP_HOSTS_ENV, AuthSettings
     from carto_provider.errors import CredentialsConfigError
+
+    def normalize_base_url(url: str) -> str:
+        return AuthSettings.from_environment().check_base_url(url)
 
     monkeypatch.delenv(INSECURE_HTTP_HOSTS_ENV, raising=False)
     with pytest.raises(CredentialsConfigError, match="CARTO_ALLOW_INSECURE_HTTP_HOSTS"):

@@ -138,7 +138,7 @@ def test_async_hook_refreshes_a_refused_token_once(fast_carto):
     fast_carto.revoke(CartoSQLHook().get_access_token())
 
     async def read():
-        return await CartoAPIAsyncHook().get_job(job.job_id)
+        return await CartoAPIAsyncHook().aget_job(job.job_id)
 
     assert asyncio.run(read()).job_id == job.job_id
     assert fast_carto.token_requests() == 2
@@ -152,9 +152,9 @@ def test_async_hook_retries_transient_failures_and_reports_the_rest(fast_carto):
     path = f"GET /v3/sql/carto_dw/job/{job.job_id}"
     fast_carto.add_fault(path, 503, times=2, headers={"Retry-After": "0"})
     hook = CartoAPIAsyncHook(retry_policy=CartoRetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.02))
-    assert asyncio.run(hook.get_job(job.job_id)).job_id == job.job_id
+    assert asyncio.run(hook.aget_job(job.job_id)).job_id == job.job_id
     assert fast_carto.calls(path) == 3
     fast_carto.add_fault(path, 403, body={"error": "Forbidden: not your job"})
     with pytest.raises(CartoAPIError, match="Forbidden: not your job") as info:
-        asyncio.run(hook.get_job(job.job_id))
+        asyncio.run(hook.aget_job(job.job_id))
     assert info.value.status == 403
