@@ -42,7 +42,7 @@ def test_serialisation_round_trips_without_secrets(fast_carto):
     assert type(again) is CartoJobTrigger
     assert again.serialize() == sql.serialize()
     assert sql.serialize()[0] == "carto_provider.triggers.base.CartoJobTrigger"
-    imports = CartoJobTrigger(job_id="import_1", cancel_on_kill=False)
+    imports = CartoJobTrigger(job_id="import_1", kind="import", cancel_on_kill=False)
     assert rebuilt(imports).serialize() == imports.serialize()
     CartoSQLHook().get_access_token()
     assert_no_secrets(json.dumps([sql.serialize(), imports.serialize()]), fast_carto)
@@ -70,7 +70,8 @@ def test_an_import_trigger_fires_with_the_import_result(fast_carto):
     job = CartoImportsHook().create_import(
         f"{fast_carto.url}/emulator/files/stores.geojson", f"{PROJECT}.shared.stores"
     )
-    event = asyncio.run(first_event(rebuilt(CartoJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS))))
+    trigger = CartoJobTrigger(job_id=job.job_id, kind="import", poll_interval=POLL_SECONDS)
+    event = asyncio.run(first_event(rebuilt(trigger)))
     assert event.payload["status"] == "success"
     assert event.payload["job"]["body"]["rowsImported"] == 5
     assert "url" not in event.payload["job"]["body"]
@@ -107,7 +108,7 @@ def test_killing_a_deferred_import_cancels_it(fast_carto):
     job = CartoImportsHook().create_import(
         f"{fast_carto.url}/emulator/files/stores.geojson", f"{PROJECT}.shared.s"
     )
-    trigger = CartoJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS)
+    trigger = CartoJobTrigger(job_id=job.job_id, kind="import", poll_interval=POLL_SECONDS)
     asyncio.run(kill_while_running(trigger, fast_carto, f"GET /v3/imports/{job.job_id}"))
     assert fast_carto.calls(f"POST /v3/imports/{job.job_id}/cancel") == 1
     assert fast_carto.events("import_cancelled", job.job_id) == 1
