@@ -144,7 +144,14 @@ class CredentialsAPIError(CredentialsError, CartoAPIError):
         self.url = url
 
 
+class APITokenRefusedError(CredentialsAPIError):
+    """CARTO refused an API access token (HTTP 401 or 403): it was revoked or has expired, or its
+    grants (connections and sources), allowed APIs or referers do not cover the call. Never retried:
+    asking again with the same token cannot succeed."""
+
+
 __all__ = [
+    "APITokenRefusedError",
     "CartoAPIError",
     "CartoError",
     "ConfigurationError",

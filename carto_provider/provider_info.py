@@ -17,9 +17,12 @@ API_BASE_URL_PLACEHOLDER = "https://gcp-us-east1.api.carto.com"
 CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "auth_type": {
         "label": "Authentication type",
-        "description": "m2m (default): the M2M Client ID and Client Secret, for scheduled DAGs. "
-        "oauth: your own CARTO login cached by `carto-provider login`, for local development.",
-        "schema": {"type": ["string", "null"], "enum": ["m2m", "oauth"], "default": "m2m"},
+        "description": "m2m (default): an M2M OAuth client (Client ID and Client Secret), for scheduled "
+        "DAGs; CARTO offers M2M clients on Enterprise Large plans and above; needed for the Tokens and "
+        "Activity Data APIs. api_token: an API access token (every CARTO plan) in the password field, "
+        "no Client ID; it runs SQL, imports, workflows and LDS within its grants. oauth: your own CARTO "
+        "login cached by `carto-provider login`, for local development.",
+        "schema": {"type": ["string", "null"], "enum": ["m2m", "api_token", "oauth"], "default": "m2m"},
     },
     "auth_url": {
         "label": "Auth URL",
@@ -76,7 +79,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "placeholders": {
         "host": API_BASE_URL_PLACEHOLDER,
         "login": "M2M client id from CARTO Workspace > Developers > Credentials",
-        "password": "M2M client secret",
+        "password": "M2M client secret, or the API access token (auth_type api_token)",
         "auth_url": DEFAULT_AUTH_URL,
         "credentials_file": "/opt/airflow/secrets/carto_credentials.json",
         "token_cache_dir": "~/.carto-provider",

@@ -119,8 +119,11 @@ def error_fields(response: Any) -> tuple[str | None, str | None]:
     )
 
 
-def api_error(response: Any, *, api_base_url: str) -> CartoAPIError:
-    """A CartoAPIError with CARTO's ``error`` text, the status and what to check (httpx or requests)."""
+def api_error(
+    response: Any, *, api_base_url: str, hints: Mapping[int, str] | None = None
+) -> CartoAPIError:
+    """A CartoAPIError with CARTO's ``error`` text, the status and what to check (httpx or requests);
+    ``hints`` replace the default advice for the statuses they name (e.g. for API access tokens)."""
 
     error, description = error_fields(response)
     reason = getattr(response, "reason_phrase", None) or getattr(response, "reason", None)
@@ -132,6 +135,7 @@ def api_error(response: Any, *, api_base_url: str) -> CartoAPIError:
         "account's region (CARTO Workspace > Developers).",
         403: " The user behind these credentials lacks permission for this resource.",
         404: " Check the API base URL and the resource name.",
+        **(hints or {}),
     }
     method = response.request.method if response.request is not None else ""
     return CartoAPIError(
@@ -192,8 +196,10 @@ class _Base:
         policy: RetryPolicy = DEFAULT_RETRY,
         timeout: Timeout = DEFAULT_TIMEOUT,
         unreachable_hint: str = UNREACHABLE_HINT,
+        error_hints: Mapping[int, str] | None = None,
     ) -> None:
         self.base_url = str(base_url).rstrip("/")
+        self.error_hints = error_hints
         self.tokens = tokens
         self.policy = policy
         self.timeout = timeout
@@ -266,7 +272,7 @@ class _Base:
 
     def _finish(self, response: httpx.Response, raise_for_status: bool) -> httpx.Response:
         if raise_for_status and response.status_code >= 400:
-            raise api_error(response, api_base_url=self.base_url)
+            raise api_error(response, api_base_url=self.base_url, hints=self.error_hints)
         return response
 
 
@@ -277,6 +283,7 @@ class Transport(_Base):
     :param tokens: where bearer tokens come from (``tokens(None)``; after a 401, ``tokens(refused)``).
     :param policy: how transient failures are retried (per call overridable).
     :param timeout: (connect, read) seconds (per call overridable).
+    :param error_hints: advice per HTTP status added to errors instead of the default one.
     """
 
     _client: httpx.Client | None = None

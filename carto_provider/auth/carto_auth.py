@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from carto_provider.auth.cache import CacheKey, TokenCache, secret_digest
@@ -179,8 +179,12 @@ class CartoAuth:
         bigquery_api_endpoint: str | None = None,
         dw_token_lifetime: float = DW_TOKEN_ASSUMED_LIFETIME,
         settings: AuthSettings = DEFAULT_SETTINGS,
+        given: AccessToken | None = None,
+        error_hints: Mapping[int, str] | None = None,
     ) -> None:
-        """``on_secret`` is called once with every token value this object hands out or uses (Airflow
+        """``given`` is a token used until it expires before ``fetch_token`` is asked;
+        ``error_hints`` the advice per HTTP status of this kind of credentials' API errors;
+        ``on_secret`` is called once with every token value this object hands out or uses (Airflow
         passes ``mask_secret``, so tokens become ``***`` in task logs); ``settings`` are the ones the
         caller resolved (the URL rules for ``api_base_url``)."""
         self.settings = settings
@@ -196,7 +200,8 @@ class CartoAuth:
         self._on_secret = on_secret
         self._masked: set[str] = set()
         self._current: AccessToken | None = None  # the hot path's copy; see get_access_token
-        self._given = None
+        self._given = given
+        self.error_hints = error_hints
 
     def __repr__(self) -> str:
         return (
@@ -357,8 +362,11 @@ class CartoAuth:
         raise_for_status = kwargs.pop("raise_for_status", True)
         response = self._api_transport().request(method, path, raise_for_status=False, **kwargs)
         if raise_for_status and response.status_code >= 300:
-            used = self._current.value if self._current is not None else None
-            raise api_error(response, api_base_url=self._base_url(), secrets=[used])
+            current = self._current or self._given
+            used = current.value if current is not None else None
+            raise api_error(
+                response, api_base_url=self._base_url(), secrets=[used], hints=self.error_hints
+            )
         return response
 
     def _api_transport(self) -> Transport:
@@ -369,6 +377,7 @@ class CartoAuth:
                 tokens=lambda rejected: self.get_token(rejected=rejected).value,
                 policy=self.retry_policy,
                 timeout=self.timeout,
+                error_hints=self.error_hints,
             )
         return self._transport
 

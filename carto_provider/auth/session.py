@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from carto_provider.auth.http import (
@@ -23,9 +23,14 @@ TokenProvider = Callable[[str | None], str]
 
 
 def api_error(
-    response: httpx.Response, *, api_base_url: str, secrets: Iterable[str | None] = ()
+    response: httpx.Response,
+    *,
+    api_base_url: str,
+    secrets: Iterable[str | None] = (),
+    hints: Mapping[int, str] | None = None,
 ) -> CartoAPIError:
-    """A CartoAPIError with CARTO's ``error`` text (``secrets`` redacted), the status and what to check."""
+    """A CartoAPIError with CARTO's ``error`` text (``secrets`` redacted), the status and what to check
+    (``hints``: advice per status replacing the default one)."""
     error, description = error_fields(response, secrets)
     detail = error_detail(response, secrets)
     url = redact_url(str(response.url or ""))
@@ -45,6 +50,8 @@ def api_error(
         hint = " The user behind these credentials lacks permission for this resource."
     elif response.status_code == 404:
         hint = " Check the API base URL and the resource name."
+    if hints and response.status_code in hints:
+        hint = hints[response.status_code]
     return CartoAPIError(
         f"CARTO API {response.request.method if response.request else ''} {url} failed "
         f"(HTTP {response.status_code}: {detail}).{hint}",

@@ -1,7 +1,8 @@
 """``CartoAuthHook``: CARTO tokens, API calls and the Data Warehouse client from an Airflow connection.
 
 The connection (type ``carto``): host = API base URL, login = M2M client id, password = client
-secret; extras ``auth_type``, ``auth_url``, ``org``, ``credentials_file``, ``token_cache_dir``,
+secret (``auth_type`` ``api_token``: no login, the API access token in the password field); extras
+``auth_type``, ``auth_url``, ``org``, ``credentials_file``, ``token_cache_dir``,
 ``token_cache``, ``token_cache_redis_url`` and ``bigquery_api_endpoint`` (see
 :mod:`carto_provider.provider_info`). ``token_cache`` and ``token_cache_redis_url`` default to the
 Airflow config options ``[carto] token_cache`` and ``[carto] token_cache_redis_url``.
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     import httpx
     from google.cloud.bigquery import Client
 
-AUTH_TYPES = ("m2m", "oauth")
+AUTH_TYPES = ("m2m", "oauth", "api_token")
 TOKEN_CACHES = ("local", "redis")
 #: test_connection must answer quickly, even when a host is down.
 TEST_CONNECTION_RETRY = RetryPolicy(attempts=2, initial_wait=0.2, max_wait=1.0, max_retry_after=2.0)
@@ -56,6 +57,7 @@ class CartoConnectionSettings:
     bigquery_api_endpoint: str | None = None
     token_cache: str = "local"
     token_cache_redis_url: str | None = None  # may hold a password: never shown
+    carto_connection: str | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)  # the environment's, read once
 
     def __repr__(self) -> str:
@@ -86,7 +88,7 @@ class CartoConnectionSettings:
         auth_type = (text("auth_type") or "m2m").lower()
         if auth_type not in AUTH_TYPES:
             raise CredentialsConfigError(
-                f"Connection {conn_id!r}: auth_type must be 'm2m' or 'oauth', not {auth_type!r}."
+                f"Connection {conn_id!r}: auth_type must be 'm2m', 'oauth' or 'api_token', not {auth_type!r}."
             )
         token_cache = (text("token_cache") or _carto_option("token_cache") or "local").lower()
         if token_cache not in TOKEN_CACHES:
@@ -115,6 +117,7 @@ class CartoConnectionSettings:
             bigquery_api_endpoint=text("bigquery_api_endpoint"),
             token_cache=token_cache,
             token_cache_redis_url=redis_url,
+            carto_connection=text("carto_connection"),
             auth=auth,
         )
 
@@ -179,6 +182,26 @@ def _auth_failure(exc: CredentialsError) -> str:
             f"try again in a few minutes. Details: {exc}"
         )
     return f"Authentication failed: {exc}"
+
+
+def _probe_api_token(auth: CartoAuth, connection: str) -> str:
+    """The connection test of an API access token: ``SELECT 1`` on the CARTO connection it should be
+    granted (such a token cannot list ``/v3/connections``); a token without ``sql`` is tried on the
+    LDS quota (``GET /v3/lds/stats``, which costs no credits)."""
+    from carto_provider.hooks.sql_api import query_body, sql_path
+
+    where = f"Connected to CARTO at {auth.get_api_base_url()} with an API access token"
+    try:
+        auth.request("POST", sql_path(connection, "query"), json=query_body("SELECT 1"))
+    except CartoAPIError as exc:
+        if exc.status != 403:
+            raise
+        try:
+            auth.request("GET", "/v3/lds/stats")
+        except CartoAPIError:
+            raise exc from None
+        return f"{where}; it may use the LDS API (SELECT 1 on {connection!r} was refused: {exc})."
+    return f"{where}; SELECT 1 ran on the CARTO connection {connection!r}."
 
 
 def _probe_api(auth: CartoAuth, expires_at: float) -> str:
@@ -325,6 +348,16 @@ class CartoAuthHook(BaseHook):
             "on_secret": _mask,
             "bigquery_api_endpoint": settings.bigquery_api_endpoint,
         }
+        if settings.auth_type == "api_token":
+            from carto_provider.auth.api_token import api_token_auth
+
+            return api_token_auth(
+                settings.client_secret or "",
+                api_base_url=settings.api_base_url,
+                source=f"connection {settings.conn_id!r}",
+                settings=settings.auth,
+                **common,
+            )
         if settings.auth_type == "oauth":
             from carto_provider.auth.cached_login import cached_login_auth
             from carto_provider.auth.oauth import OAuthClient
@@ -347,7 +380,8 @@ class CartoAuthHook(BaseHook):
         )
 
     def get_access_token(self, *, min_ttl: float = 0.0) -> str:
-        """A valid CARTO access token, masked in task logs."""
+        """A valid CARTO access token, masked in task logs (the API access token itself, for a
+        connection of ``auth_type`` ``api_token``)."""
         return self.get_auth().get_access_token(min_ttl=min_ttl)
 
     def get_api_base_url(self) -> str:
@@ -369,7 +403,8 @@ class CartoAuthHook(BaseHook):
     # ------------------------------------------------------------------ connection test
 
     def test_connection(self) -> tuple[bool, str]:
-        """Obtain a token and list the CARTO connections; never raises, never shows a secret.
+        """Obtain a token and list the CARTO connections (an API access token: ``SELECT 1`` on the
+        connection's ``carto_connection``, else the LDS quota); never raises, never shows a secret.
 
         This runs in the Airflow API server (the UI's Test button) or the CLI
         (``airflow connections test``): fast retries, short timeouts, and never an interactive login.
@@ -382,7 +417,10 @@ class CartoAuthHook(BaseHook):
             auth = self._build_auth(settings, retry, TEST_CONNECTION_TIMEOUT, token_retry=retry)
             token = auth.get_token()
             secrets.append(token.value)
-            ok, message = True, _probe_api(auth, token.expires_at)
+            if settings.auth_type == "api_token":
+                ok, message = True, _probe_api_token(auth, settings.carto_connection or "carto_dw")
+            else:
+                ok, message = True, _probe_api(auth, token.expires_at)
         except CredentialsConfigError as exc:
             ok, message = False, f"Connection settings: {exc}"
         except CredentialsError as exc:

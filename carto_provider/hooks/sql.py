@@ -92,6 +92,7 @@ class CartoSQLHook(CartoAuthHook):
                 tokens=lambda rejected: auth.get_token(rejected=rejected).value,
                 policy=self.retry_policy,
                 timeout=self.timeout,
+                error_hints=auth.error_hints,
             )
         return self._transport
 

@@ -20,6 +20,7 @@ ROUTER_MODULES: list[str] = [
     "carto_provider.testing.routes.oauth",
     "carto_provider.testing.routes.sql",
     "carto_provider.testing.routes.imports",
+    "carto_provider.testing.routes.tokens",
 ]
 
 

@@ -340,7 +340,7 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 async def _query(request: Request, connection: str, sql: Any, raw_params: Any) -> dict[str, Any]:
-    require_api_token(request)
+    require_api_token(request, "sql", connection)
     state = state_of(request)
     check_connection(state, connection)
     if not isinstance(sql, str) or not sql.strip():
@@ -403,7 +403,7 @@ def _created(job: BackgroundJob) -> dict[str, Any]:
 
 
 def _job(request: Request, connection: str, job_id: str) -> tuple[SQLAPI, BackgroundJob]:
-    require_api_token(request)
+    require_api_token(request, "sql", connection)
     check_connection(state_of(request), connection)
     api = sql_api(state_of(request))
     job = api.jobs.get(job_id)
@@ -415,7 +415,7 @@ def _job(request: Request, connection: str, job_id: str) -> tuple[SQLAPI, Backgr
 @router.post("/v3/sql/{connection}/job")
 async def create_job(request: Request, connection: str) -> dict[str, Any]:
     """Start a job (``query``, ``queryParameters``, ``metadata``); it runs after ``job_duration`` s."""
-    issued = require_api_token(request)
+    issued = require_api_token(request, "sql", connection)
     state = state_of(request)
     check_connection(state, connection)
     body = await json_body(request)
@@ -462,7 +462,7 @@ async def cancel_job(request: Request, connection: str, job_id: str) -> dict[str
 @router.get("/v3/sql/jobs")
 async def list_jobs(request: Request) -> list[dict[str, Any]]:
     """Every job created since ``created_since`` (ISO 8601), newest first, as a bare array."""
-    require_api_token(request)
+    require_api_token(request, "sql")
     api = sql_api(state_of(request))
     since, wanted = _list_filters(request)
     return [
