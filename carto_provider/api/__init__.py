@@ -1,0 +1,1 @@
+"""CARTO's HTTP APIs as data and small clients: paths, request bodies and replies. No Airflow here."""
