@@ -119,9 +119,7 @@ def error_fields(response: Any) -> tuple[str | None, str | None]:
     )
 
 
-def api_error(
-    response: Any, *, api_base_url: str, hints: Mapping[int, str] | None = None
-) -> CartoAPIError:
+def api_error(response: Any, *, api_base_url: str, hints: Mapping[int, str] | None = None) -> CartoAPIError:
     """A CartoAPIError with CARTO's ``error`` text, the status and what to check (httpx or requests);
     ``hints`` replace the default advice for the statuses they name (e.g. for API access tokens)."""
 

@@ -49,7 +49,9 @@ def grants_of(grants: Iterable[GrantLike]) -> list[dict[str, str]]:
         elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2:
             found.append(grant(item[0], item[1]))
         else:
-            raise ValueError(f"A token grant is {{'connection_name', 'source'}} or (connection, source), not {item!r}")
+            raise ValueError(
+                f"A token grant is {{'connection_name', 'source'}} or (connection, source), not {item!r}"
+            )
     if not found:
         raise ValueError("An API access token needs at least one grant.")
     return found
@@ -59,7 +61,9 @@ def expiration_text(expiration: dt.datetime | dt.timedelta | str | None) -> str 
     """``expiration_date`` as ISO 8601 UTC with milliseconds (a timedelta counts from now)."""
     if expiration is None or isinstance(expiration, str):
         return expiration or None
-    when = dt.datetime.now(dt.timezone.utc) + expiration if isinstance(expiration, dt.timedelta) else expiration
+    when = (
+        dt.datetime.now(dt.timezone.utc) + expiration if isinstance(expiration, dt.timedelta) else expiration
+    )
     if when.tzinfo is None:
         raise ValueError("A token expiration datetime needs a time zone (e.g. UTC).")
     return when.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -76,7 +80,9 @@ def token_body(
     apis = sorted({str(a).strip().lower() for a in allowed_apis})
     unknown = sorted(set(apis) - set(ALLOWED_APIS))
     if not apis or unknown:
-        raise ValueError(f"allowed_apis must be a non-empty subset of {list(ALLOWED_APIS)}, not {unknown or apis}")
+        raise ValueError(
+            f"allowed_apis must be a non-empty subset of {list(ALLOWED_APIS)}, not {unknown or apis}"
+        )
     body: dict[str, Any] = {
         "grants": grants_of(grants),
         "referers": [str(r) for r in referers],

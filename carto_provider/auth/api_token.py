@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from carto_provider.auth.cache import CacheKey, TokenCache, secret_digest
 from carto_provider.auth.carto_auth import CartoAuth
 from carto_provider.auth.tokens import MAX_TOKEN_LIFETIME, AccessToken, jwt_expiry
-from carto_provider.errors import APITokenRefusedError, CredentialsConfigError
+from carto_provider.errors import APITokenRefusedError, CartoAPIError, CredentialsConfigError
 
 #: What to check when CARTO refuses an API access token.
 CHECKS = (
@@ -59,7 +60,9 @@ def api_token_auth(token: str, *, api_base_url: str | None, source: str, **optio
     auth = CartoAuth._assemble(
         api_base_url=api_base_url,
         cache=TokenCache(None),
-        cache_key=CacheKey.of(f"API access token of {source}", grant="api_token", secret=secret_digest(value)),
+        cache_key=CacheKey.of(
+            f"API access token of {source}", grant="api_token", secret=secret_digest(value)
+        ),
         fetch_token=_refused(source, expires_at),
         given=given,
         error_hints=ERROR_HINTS,
@@ -77,3 +80,21 @@ def _refused(source: str, expires_at: float) -> Callable[[], AccessToken]:
         raise APITokenRefusedError(refused_message(source, expired=expired), status=None if expired else 401)
 
     return fetch
+
+
+def probe_api_token(auth: CartoAuth, connection: str) -> str:
+    """The connection test of an API access token: ``SELECT 1`` on the CARTO connection it should be
+    granted (such a token cannot list ``/v3/connections``); a token refused there (403) is tried on
+    the LDS quota (``GET /v3/lds/stats``, which spends no credits). Returns the success message."""
+    where = f"Connected to CARTO at {auth.get_api_base_url()} with an API access token"
+    try:
+        auth.request("POST", f"/v3/sql/{quote(connection, safe='')}/query", json={"q": "SELECT 1"})
+    except CartoAPIError as exc:
+        if exc.status != 403:
+            raise
+        try:
+            auth.request("GET", "/v3/lds/stats")
+        except CartoAPIError:
+            raise exc from None
+        return f"{where}; it may use the LDS API (SELECT 1 on {connection!r} was refused: {exc})."
+    return f"{where}; SELECT 1 ran on the CARTO connection {connection!r}."

@@ -364,9 +364,7 @@ class CartoAuth:
         if raise_for_status and response.status_code >= 300:
             current = self._current or self._given
             used = current.value if current is not None else None
-            raise api_error(
-                response, api_base_url=self._base_url(), secrets=[used], hints=self.error_hints
-            )
+            raise api_error(response, api_base_url=self._base_url(), secrets=[used], hints=self.error_hints)
         return response
 
     def _api_transport(self) -> Transport:

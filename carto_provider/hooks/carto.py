@@ -21,11 +21,13 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
+from carto_provider.auth.api_token import api_token_auth, probe_api_token
 from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, TokenCache
 from carto_provider.auth.carto_auth import CartoAuth, default_cache_path, single_flight_wait
 from carto_provider.auth.config import M2MCredentials
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
 from carto_provider.auth.settings import M2M_CACHE_FILENAME, OAUTH_CACHE_FILENAME, AuthSettings
+from carto_provider.auth.urls import connection_base_url
 from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
 from carto_provider.hooks.params import split_hook_params
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
@@ -101,7 +103,7 @@ class CartoConnectionSettings:
                 f"Connection {conn_id!r} has token_cache 'redis' but no Redis URL; set the extra "
                 "'token_cache_redis_url' or the Airflow option [carto] token_cache_redis_url."
             )
-        host = _base_url_of(conn.host, conn.port, conn.schema)
+        host = connection_base_url(conn.host, conn.port, conn.schema)
         return cls(
             conn_id=conn_id,
             auth_type=auth_type,
@@ -184,26 +186,6 @@ def _auth_failure(exc: CredentialsError) -> str:
     return f"Authentication failed: {exc}"
 
 
-def _probe_api_token(auth: CartoAuth, connection: str) -> str:
-    """The connection test of an API access token: ``SELECT 1`` on the CARTO connection it should be
-    granted (such a token cannot list ``/v3/connections``); a token without ``sql`` is tried on the
-    LDS quota (``GET /v3/lds/stats``, which costs no credits)."""
-    from carto_provider.hooks.sql_api import query_body, sql_path
-
-    where = f"Connected to CARTO at {auth.get_api_base_url()} with an API access token"
-    try:
-        auth.request("POST", sql_path(connection, "query"), json=query_body("SELECT 1"))
-    except CartoAPIError as exc:
-        if exc.status != 403:
-            raise
-        try:
-            auth.request("GET", "/v3/lds/stats")
-        except CartoAPIError:
-            raise exc from None
-        return f"{where}; it may use the LDS API (SELECT 1 on {connection!r} was refused: {exc})."
-    return f"{where}; SELECT 1 ran on the CARTO connection {connection!r}."
-
-
 def _probe_api(auth: CartoAuth, expires_at: float) -> str:
     """One cheap authenticated call (``GET /v3/connections``); the success message of a connection test."""
     response = auth.request("GET", "/v3/connections")
@@ -222,22 +204,6 @@ def _probe_api(auth: CartoAuth, expires_at: float) -> str:
         f"Connected to CARTO at {auth.get_api_base_url()} ({auth.cache_key.label}); "
         f"token valid until {expires}{visible}."
     )
-
-
-def _base_url_of(host: str | None, port: Any, path: str | None) -> str | None:
-    """The API base URL of a connection: its host, with the port and path that the URI form
-    (``carto://id:secret@http://host:8808/api``) puts in the ``port`` and ``schema`` fields."""
-    host = (host or "").strip()
-    if not host:
-        return None
-    scheme, sep, rest = host.rpartition("://")
-    authority, slash, host_path = rest.partition("/")
-    if port and ":" not in authority.rpartition("]")[2]:
-        authority = f"{authority}:{port}"
-    path = (path or "").strip().strip("/")
-    if path and not host_path.strip("/"):
-        slash, host_path = "/", path
-    return f"{scheme}{sep}{authority}{slash}{host_path}"
 
 
 def _carto_option(name: str) -> str | None:
@@ -349,15 +315,9 @@ class CartoAuthHook(BaseHook):
             "bigquery_api_endpoint": settings.bigquery_api_endpoint,
         }
         if settings.auth_type == "api_token":
-            from carto_provider.auth.api_token import api_token_auth
-
-            return api_token_auth(
-                settings.client_secret or "",
-                api_base_url=settings.api_base_url,
-                source=f"connection {settings.conn_id!r}",
-                settings=settings.auth,
-                **common,
-            )
+            source = f"connection {settings.conn_id!r}"
+            token, url = settings.client_secret or "", settings.api_base_url
+            return api_token_auth(token, api_base_url=url, source=source, settings=settings.auth, **common)
         if settings.auth_type == "oauth":
             from carto_provider.auth.cached_login import cached_login_auth
             from carto_provider.auth.oauth import OAuthClient
@@ -418,7 +378,7 @@ class CartoAuthHook(BaseHook):
             token = auth.get_token()
             secrets.append(token.value)
             if settings.auth_type == "api_token":
-                ok, message = True, _probe_api_token(auth, settings.carto_connection or "carto_dw")
+                ok, message = True, probe_api_token(auth, settings.carto_connection or "carto_dw")
             else:
                 ok, message = True, _probe_api(auth, token.expires_at)
         except CredentialsConfigError as exc:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from carto_provider.api.tokens import GrantLike, APIToken, token_body, token_path, tokens_of
+from carto_provider.api.tokens import APIToken, GrantLike, token_body, token_path, tokens_of
 from carto_provider.errors import CartoAPIError
 from carto_provider.hooks.carto import _mask
 from carto_provider.hooks.sql import CartoSQLHook
@@ -37,7 +37,9 @@ class CartoTokensHook(CartoSQLHook):
         ``{"connection_name", "source"}``; ``allowed_apis``: ``sql``, ``maps``, ``imports``, ``lds``."""
         body = token_body(grants, allowed_apis, referers=referers, expiration=expiration)
         token = self._masked(APIToken.from_response(self._create(token_path(), body)))
-        log.info("Created CARTO API access token %s (APIs %s)", token.token_id or "(no id)", token.allowed_apis)
+        log.info(
+            "Created CARTO API access token %s (APIs %s)", token.token_id or "(no id)", token.allowed_apis
+        )
         return token
 
     def list_tokens(self) -> list[APIToken]:

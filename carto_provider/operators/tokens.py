@@ -42,7 +42,11 @@ class _TokenOperator(BaseOperator):
     ui_color = "#3ab6e0"
 
     def __init__(
-        self, *, carto_conn_id: str = CartoTokensHook.default_conn_name, variable_key: str | None = None, **kwargs: Any
+        self,
+        *,
+        carto_conn_id: str = CartoTokensHook.default_conn_name,
+        variable_key: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.carto_conn_id = carto_conn_id
@@ -107,7 +111,12 @@ class CartoRotateTokenOperator(CartoCreateTokenOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         old = _get_variable(str(self.variable_key))
         token = self.get_hook().rotate_token(
-            old, self.grants, self.allowed_apis, referers=self.referers, expiration=self.expiration, store=self._keep
+            old,
+            self.grants,
+            self.allowed_apis,
+            referers=self.referers,
+            expiration=self.expiration,
+            store=self._keep,
         )
         return token.summary() | ({"token": token.token} if self.do_xcom_push_token else {})
 

@@ -185,7 +185,10 @@ class CartoEmulator:
         as a user would create in CARTO Workspace > Developers (no Tokens API call is counted)."""
         from carto_provider.testing.routes.tokens import mint
 
-        body = {"grants": [{"connection_name": c, "source": "*"} for c in connections], "allowed_apis": list(apis)}
+        body = {
+            "grants": [{"connection_name": c, "source": "*"} for c in connections],
+            "allowed_apis": list(apis),
+        }
         return mint(self.state, "emulator-user", body)[0]
 
     def api_token_connection(self, token: str, **extra: Any) -> dict[str, Any]:

@@ -47,7 +47,9 @@ def test_queries_jobs_and_imports_use_the_api_token_and_never_the_token_endpoint
 
 def test_a_revoked_token_fails_at_once_saying_what_to_check(fast_carto, api_token):
     fast_carto.revoke(api_token)
-    with pytest.raises(APITokenRefusedError, match="API access token of connection 'carto_aat' was refused") as info:
+    with pytest.raises(
+        APITokenRefusedError, match="API access token of connection 'carto_aat' was refused"
+    ) as info:
         hook().run_query("SELECT 1")
     assert "grants" in str(info.value) and "expired" in str(info.value)
     assert api_token not in str(info.value)

@@ -82,7 +82,9 @@ def test_api_access_tokens_cannot_call_the_tokens_api(fast_carto, monkeypatch):
     token = fast_carto.issue_api_token()
     monkeypatch.setenv("AIRFLOW_CONN_CARTO_AAT", json.dumps(fast_carto.api_token_connection(token)))
     with pytest.raises(CartoAPIError) as info:
-        CartoTokensHook("carto_aat", retry_policy=QUICK, at_most_once_retry=QUICK).create_token([("carto_dw", "*")])
+        CartoTokensHook("carto_aat", retry_policy=QUICK, at_most_once_retry=QUICK).create_token(
+            [("carto_dw", "*")]
+        )
     assert info.value.status == 403
 
 

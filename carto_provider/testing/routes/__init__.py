@@ -21,6 +21,7 @@ ROUTER_MODULES: list[str] = [
     "carto_provider.testing.routes.sql",
     "carto_provider.testing.routes.imports",
     "carto_provider.testing.routes.tokens",
+    "carto_provider.testing.routes.lds",
 ]
 
 
