@@ -478,3 +478,35 @@ async def cancel_import(request: Request, job_id: str) -> dict[str, Any]:
     if job.cancel():
         state_of(request).record("import_cancelled", job_id)
     return job.render()
+
+
+@router.post("/v3/imports/preview")
+async def preview_import(request: Request) -> dict[str, Any]:
+    """The columns an import of ``url`` would create (autoguessed) and its first rows. CARTO does not
+    publish this reply: the emulator answers ``{"schema": [{name, type}], "rows": [...]}``."""
+    import asyncio
+
+    from carto_provider.testing.routes.sql import jsonable
+
+    issued = require_api_token(request, "imports")
+    state = state_of(request)
+    body = await json_body(request)
+    body.setdefault("destination", "emulator.preview.preview")
+    checked = _validated(state, body)
+    if issued.kind == "api":
+        check_api_token(issued, "imports", checked["connection"])
+
+    def parse() -> Table:
+        data, content_type = _download(checked["url"])
+        return _parser(checked["url"], content_type)(data, True)
+
+    try:
+        table = await asyncio.to_thread(parse)
+    except JobFailure as exc:
+        raise EmulatorHTTPError(400, str(exc)) from None
+    state.record("import_preview", issued.subject)
+    names = [name for name, _ in table.columns]
+    return {
+        "schema": [{"name": name, "type": kind} for name, kind in table.columns],
+        "rows": [jsonable(dict(zip(names, row, strict=True))) for row in table.rows[:10]],
+    }
