@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from carto_provider.api.activity import accounts_origin
 from carto_provider.api.import_preview import PREVIEW_PATH, ImportPreview, preview_body
 from carto_provider.hooks.carto import CartoAuthHook
 from carto_provider.hooks.jobs import IMPORT, SQL_JOB, CartoJob, CartoJobTimeout, JobKind, JobWatch, kind_of
@@ -81,6 +82,7 @@ class CartoSQLHook(CartoAuthHook):
         self.import_retry = import_retry
         self.query_timeout = query_timeout
         self._transport: Transport | None = None
+        self._accounts: Transport | None = None
 
     # ------------------------------------------------------------------ transport
 
@@ -100,6 +102,24 @@ class CartoSQLHook(CartoAuthHook):
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """An idempotent call: every transient failure retried (see the module doc)."""
         return self.transport().request_json(method, path, **kwargs)
+
+    def accounts_transport(self) -> Transport:
+        """A transport to CARTO's accounts host (Activity Data), with the connection's tokens."""
+        if self._accounts is None:
+            auth, settings = self.get_auth(), self.settings
+            self._accounts = Transport(
+                accounts_origin(settings.auth.accounts_url_for(settings.auth_url)),
+                tokens=lambda rejected: auth.get_token(rejected=rejected).value,
+                policy=self.retry_policy,
+                timeout=self.timeout,
+                error_hints=auth.error_hints,
+            )
+        return self._accounts
+
+    def _kind_call(self, kind: JobKind, method: str, path: str, **kwargs: Any) -> Any:
+        """An idempotent call to the host that serves ``kind``."""
+        transport = self.accounts_transport() if kind.origin == "accounts" else self.transport()
+        return transport.request_json(method, path, **kwargs)
 
     def _create(self, path: str, body: Any, *, policy: RetryPolicy | None = None, timeout: Any = None) -> Any:
         """A call that must not run twice: repeated only when CARTO certainly did not act on it."""
@@ -158,13 +178,13 @@ class CartoSQLHook(CartoAuthHook):
         """The job's current state (a SQL job: ``GET /v3/sql/{connection}/job/{id}``; an import:
         ``GET /v3/imports/{id}``)."""
         kind = kind_of(kind)
-        body = self._call("GET", kind.status_path(job_id, connection or CARTO_DW))
+        body = self._kind_call(kind, "GET", kind.status_path(job_id, connection or CARTO_DW))
         return CartoJob.from_response(kind, body, connection=connection, job_id=job_id)
 
     def cancel(self, kind: str | JobKind, job_id: str, *, connection: str | None = None) -> CartoJob:
         """Cancel the job (a SQL job: ``DELETE``; an import: ``POST .../cancel``)."""
         kind = kind_of(kind)
-        body = self._call(kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW))
+        body = self._kind_call(kind, kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW))
         log.info("Asked CARTO to cancel %s", kind.describe(job_id, connection))
         return CartoJob.from_response(kind, body, connection=connection, job_id=job_id)
 

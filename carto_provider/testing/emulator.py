@@ -197,7 +197,12 @@ class CartoEmulator:
             "conn_type": "carto",
             "host": self.url,
             "password": token,
-            "extra": {"auth_type": "api_token", "bigquery_api_endpoint": self.url, **extra},
+            "extra": {
+                "auth_type": "api_token",
+                "auth_url": self.url,
+                "bigquery_api_endpoint": self.url,
+                **extra,
+            },
         }
 
     def airflow_connection_json(self, **extra: Any) -> str:

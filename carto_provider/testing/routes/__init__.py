@@ -22,6 +22,7 @@ ROUTER_MODULES: list[str] = [
     "carto_provider.testing.routes.imports",
     "carto_provider.testing.routes.tokens",
     "carto_provider.testing.routes.lds",
+    "carto_provider.testing.routes.activity",
 ]
 
 
