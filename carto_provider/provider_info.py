@@ -17,11 +17,8 @@ API_BASE_URL_PLACEHOLDER = "https://gcp-us-east1.api.carto.com"
 CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "auth_type": {
         "label": "Authentication type",
-        "description": "m2m (default): an M2M OAuth client (Client ID and Client Secret), for scheduled "
-        "DAGs; CARTO offers M2M clients on Enterprise Large plans and above; needed for the Tokens and "
-        "Activity Data APIs. api_token: an API access token (every CARTO plan) in the password field, "
-        "no Client ID; it runs SQL, imports, workflows and LDS within its grants. oauth: your own CARTO "
-        "login cached by `carto-provider login`, for local development.",
+        "description": "m2m (default): M2M client, Enterprise Large plans and up. api_token: an API "
+        "access token as password, no Client ID, any plan. oauth: your carto-provider login, local use.",
         "schema": {"type": ["string", "null"], "enum": ["m2m", "api_token", "oauth"], "default": "m2m"},
     },
     "auth_url": {
@@ -139,11 +136,17 @@ MODULES: dict[str, list[str]] = {
         "carto_provider.hooks.sql",
         "carto_provider.hooks.sql_async",
         "carto_provider.hooks.jobs",
+        "carto_provider.hooks.tokens",
+        "carto_provider.hooks.lds",
+        "carto_provider.hooks.activity",
     ],
     "operators": [
         "carto_provider.operators.sql",
         "carto_provider.operators.imports",
         "carto_provider.operators.workflows",
+        "carto_provider.operators.tokens",
+        "carto_provider.operators.lds",
+        "carto_provider.operators.activity",
     ],
     "sensors": ["carto_provider.sensors.sql", "carto_provider.sensors.imports"],
     "triggers": [
@@ -159,8 +162,8 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-carto",
         "name": "CARTO",
-        "description": "Run CARTO SQL jobs, imports and workflows, and use the CARTO Data Warehouse, "
-        "from Airflow DAGs. https://carto.com/",
+        "description": "Run CARTO SQL jobs, imports, workflows, LDS geocoding and Activity Data exports, "
+        "manage API access tokens, and use the CARTO Data Warehouse, from Airflow DAGs. https://carto.com/",
         "versions": [__version__],
         "integrations": [
             {

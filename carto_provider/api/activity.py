@@ -63,18 +63,18 @@ def download_urls(body: Any) -> list[str]:
     of the usual names, at the top or under ``result``."""
     if not isinstance(body, dict):
         return []
-    for where in (body, body.get("result") if isinstance(body.get("result"), dict) else {}):
+    result = body.get("result")
+    for where in (body, result if isinstance(result, dict) else {}):
         for name in _URL_FIELDS:
             value = where.get(name)
             if isinstance(value, str):
                 value = [value]
-            if isinstance(value, list):
-                found = [
-                    v if isinstance(v, str) else v.get("url") for v in value if isinstance(v, str | dict)
-                ]
-                urls = [u for u in found if isinstance(u, str) and u.startswith("https://") or _loopback(u)]
-                if urls:
-                    return urls
+            if not isinstance(value, list):
+                continue
+            found = [v if isinstance(v, str) else v.get("url") for v in value if isinstance(v, str | dict)]
+            urls = [u for u in found if isinstance(u, str) and (u.startswith("https://") or _loopback(u))]
+            if urls:
+                return urls
     return []
 
 

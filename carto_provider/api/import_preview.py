@@ -46,7 +46,9 @@ class ImportPreview:
         """Read a preview reply; one without columns is an error (nothing could be imported from it)."""
         if not isinstance(body, dict):
             raise CartoError(f"CARTO answered the import preview with {type(body).__name__}, not an object.")
-        raw = next((body[k] for k in ("schema", "columns", "fields") if isinstance(body.get(k), list)), [])
+        raw: list[Any] = next(
+            (body[k] for k in ("schema", "columns", "fields") if isinstance(body.get(k), list)), []
+        )
         columns = [
             {"name": str(c["name"]), "type": str(c["type"])}
             for c in raw
@@ -54,7 +56,9 @@ class ImportPreview:
         ]
         if not columns:
             raise CartoError(f"CARTO's import preview has no columns (fields: {sorted(body)}).")
-        rows = next((body[k] for k in ("rows", "data", "preview") if isinstance(body.get(k), list)), [])
+        rows: list[Any] = next(
+            (body[k] for k in ("rows", "data", "preview") if isinstance(body.get(k), list)), []
+        )
         return cls(columns, rows[:100], {k: v for k, v in body.items() if k != "url"})
 
     def adjusted(self, adjustment: SchemaAdjustment | None) -> list[Column]:

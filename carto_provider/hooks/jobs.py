@@ -141,7 +141,8 @@ def kind_of(label: str | JobKind) -> JobKind:
 class CartoJob:
     """A SQL job or an import as CARTO last described it.
 
-    ``kind`` is the kind's label (``"SQL job"``, ``"import"`` or ``"activity data job"``); ``status`` is CARTO's word and
+    ``kind`` is the kind's label (``"SQL job"``, ``"import"`` or ``"activity data job"``);
+    ``status`` is CARTO's word and
     ``error`` CARTO's error as text (``None``: no error); ``outcome`` is what they mean; ``body`` the
     response as sent.
     """

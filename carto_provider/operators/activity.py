@@ -28,12 +28,12 @@ def _day(value: dt.date | str) -> dt.date:
 
 
 class CartoActivityDataOperator(CartoJobOperator):
-    """Export CARTO Activity Data for ``start_date`` to ``end_date`` (inclusive, under 60 days) and
+    """Export CARTO Activity Data for ``from_date`` to ``to_date`` (inclusive, under 60 days) and
     import it into ``destination``; returns ``{"job_id", "status", "destination", "files",
     "rows_imported"}``. Needs an ``m2m`` connection of an Admin or Superadmin user.
 
-    :param start_date: first day, a date or ``YYYY-MM-DD`` (e.g. ``"{{ ds }}"``). Templated.
-    :param end_date: last day. Templated.
+    :param from_date: first day, a date or ``YYYY-MM-DD`` (e.g. ``"{{ ds }}"``). Templated.
+    :param to_date: last day. Templated.
     :param destination: ``project.dataset.table`` the export is imported into (replaced each run);
         None: export only (the files stay on CARTO's side). Templated.
     :param category: ``activity``, ``apiUsage``, ``userList`` or ``groupList`` (CARTO's CLI words).
@@ -41,21 +41,21 @@ class CartoActivityDataOperator(CartoJobOperator):
     Other arguments: see :class:`~carto_provider.operators.base.CartoJobOperator`.
     """
 
-    template_fields: Sequence[str] = ("start_date", "end_date", "destination", "category")
+    template_fields: Sequence[str] = ("from_date", "to_date", "destination", "category")
     kind = ACTIVITY
 
     def __init__(
         self,
         *,
-        start_date: dt.date | str,
-        end_date: dt.date | str,
+        from_date: dt.date | str,
+        to_date: dt.date | str,
         destination: str | None = None,
         category: str = "activity",
         connection: str = CARTO_DW,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.start_date, self.end_date, self.destination = start_date, end_date, destination
+        self.from_date, self.to_date, self.destination = from_date, to_date, destination
         self.category, self.connection = category, connection
 
     def get_hook(self) -> CartoActivityHook:
@@ -64,7 +64,7 @@ class CartoActivityDataOperator(CartoJobOperator):
 
     def submit(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob:
         return self.get_hook().create_activity_export(
-            _day(self.start_date), _day(self.end_date), category=self.category
+            _day(self.from_date), _day(self.to_date), category=self.category
         )
 
     def find_previous(self, hook: CartoSQLHook, identity: TaskIdentity) -> CartoJob | None:

@@ -33,8 +33,8 @@ def carto(fast_carto):
 def operator(**kwargs) -> CartoActivityDataOperator:
     return CartoActivityDataOperator(
         task_id="activity",
-        start_date="2026-11-01",
-        end_date="2026-11-03",
+        from_date="2026-11-01",
+        to_date="2026-11-03",
         destination=TABLE,
         poll_interval=0.1,
         **kwargs,

@@ -74,9 +74,8 @@ def activity_csv(start: dt.date, end: dt.date, rows_per_day: int) -> str:
     while day <= end:
         rng = random.Random(day.toordinal())  # noqa: S311 - test data
         for i in range(rows_per_day):
-            lines.append(
-                f"{day.isoformat()}T{10 + i:02d}:00:00Z,user_{rng.randint(1, 4)},{rng.choice(METRICS)},{rng.randint(1, 50)}"
-            )
+            user, metric, amount = rng.randint(1, 4), rng.choice(METRICS), rng.randint(1, 50)
+            lines.append(f"{day.isoformat()}T{10 + i:02d}:00:00Z,user_{user},{metric},{amount}")
         day += dt.timedelta(days=1)
     return "\n".join(lines) + "\n"
 

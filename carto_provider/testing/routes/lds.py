@@ -13,7 +13,9 @@ The Analytics Toolbox ``GEOCODE_TABLE`` procedure of the SQL route geocodes thro
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,3 +190,55 @@ async def stats(request: Request) -> dict[str, Any]:
     return {
         "lds_requests": {"used": used, "limit": limit, "remaining": max(0, limit - used), "period": "monthly"}
     }
+
+
+# ------------------------------------------------------------------------------------- Analytics Toolbox
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TABLE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+")
+
+
+def geocode_table(state: EmulatorState, arguments: list[Any]) -> None:
+    """CARTO's Analytics Toolbox ``GEOCODE_TABLE(api_base_url, api_access_token, input_table,
+    address_column, geom_column, country, options)`` (BigQuery signature, CARTO docs "lds" module):
+    adds ``geom`` (GEOGRAPHY) and ``carto_geocode_metadata`` (STRING) to the table, geocoded on the
+    gazetteer. The token must be an API access token allowed to use LDS; each row spends one request."""
+    from carto_provider.testing.warehouse import WarehouseError, get_warehouse
+
+    if len(arguments) < 4:
+        raise WarehouseError(
+            "GEOCODE_TABLE(api_base_url, api_access_token, input_table, address_column, ...)"
+        )
+    _, token, table, column, *rest = [*arguments, None, None, None][:7]
+    issued = state.check_token(str(token or ""), kinds=("api",))
+    if issued is None or "lds" not in issued.allowed_apis:
+        raise WarehouseError(
+            "GEOCODE_TABLE: the API access token is invalid or not allowed to use the LDS API"
+        )
+    geom = rest[0] or "geom"
+    table = str(table or "").replace("`", "")
+    if not _TABLE.fullmatch(table) or not all(_IDENTIFIER.fullmatch(str(c)) for c in (column, geom)):
+        raise WarehouseError(
+            "GEOCODE_TABLE: input_table must be project.dataset.table and columns plain names"
+        )
+    warehouse = get_warehouse(state)
+    found = warehouse.execute(f"SELECT `{column}` AS address FROM `{table}`").rows  # noqa: S608 - checked
+    try:
+        spend(state, len(found))
+    except EmulatorHTTPError as exc:
+        raise WarehouseError(f"GEOCODE_TABLE: {exc}") from None
+    warehouse.execute(f"ALTER TABLE `{table}` ADD COLUMN IF NOT EXISTS `{geom}` GEOGRAPHY")
+    warehouse.execute(f"ALTER TABLE `{table}` ADD COLUMN IF NOT EXISTS carto_geocode_metadata STRING")
+    for address in {row["address"] for row in found if row["address"] is not None}:
+        point = lookup(address, rest[1] or None)
+        metadata = json.dumps({"provider": "carto-emulator"} if point else {"error": "No results found"})
+        warehouse.execute(
+            f"UPDATE `{table}` SET `{geom}` = {'ST_GEOGPOINT(@lon, @lat)' if point else 'NULL'}, "  # noqa: S608
+            f"carto_geocode_metadata = @metadata WHERE `{column}` = @address",
+            {
+                "address": address,
+                "metadata": metadata,
+                **({"lat": point[0], "lon": point[1]} if point else {}),
+            },
+        )
+    state.record("at_geocode_table", issued.token_id)

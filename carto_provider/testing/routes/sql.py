@@ -26,7 +26,9 @@ Workflows (emulator behaviour): the warehouse has no stored procedures, so this 
 argument types; a body of plain statements, no DECLARE/SET/IF/LOOP); ``CALL `p.d.name`(@a, 'x', 1)``
 evaluates its arguments and runs the body with each argument name bound as a parameter, as BigQuery
 binds procedure arguments (an unqualified column reference with an argument's name means the
-argument). That is how CARTO runs a Workflow through its API procedure.
+argument). That is how CARTO runs a Workflow through its API procedure. ``CALL
+`carto-un`.carto.GEOCODE_TABLE(...)`` (any project and dataset) runs the Analytics Toolbox geocoder on
+the LDS gazetteer (``routes/lds.py``), with the API access token it is given.
 """
 
 from __future__ import annotations
@@ -215,11 +217,26 @@ def _bind_arguments(statement: str, arguments: Sequence[str]) -> str:
     return str(tree.transform(swap).sql(dialect="bigquery"))
 
 
+def _toolbox_call(state: EmulatorState, name: str, match: re.Match[str], params: Any) -> QueryResult | None:
+    """CARTO's Analytics Toolbox ``...carto.GEOCODE_TABLE(...)`` (see ``routes/lds.py``), or None."""
+    if not name.replace("`", "").upper().endswith(".GEOCODE_TABLE"):
+        return None
+    from carto_provider.testing.routes.lds import geocode_table
+
+    values = split_arguments(match["args"])
+    select = ", ".join(f"{value} AS a{i}" for i, value in enumerate(values))
+    row = get_warehouse(state).execute(f"SELECT {select}", params).rows[0] if values else {}
+    geocode_table(state, [row[f"a{i}"] for i in range(len(values))])
+    return QueryResult(statement_type="CALL")
+
+
 def _call(state: EmulatorState, match: re.Match[str], params: Any, depth: int) -> QueryResult:
     name = _procedure_name(match["name"])
     api = sql_api(state)
     with api.lock:
         procedure = api.procedures.get(name)
+    if procedure is None and (toolbox := _toolbox_call(state, name, match, params)) is not None:
+        return toolbox
     if procedure is None:
         raise WarehouseError(f"Not found: Procedure {name}", "notFound")
     values = split_arguments(match["args"])
