@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from carto_provider.auth.cache import CacheKey, TokenCache, secret_digest
+from carto_provider.auth.cache.policy import TokenCache
+from carto_provider.auth.cache.stores import CacheKey, secret_digest
 from carto_provider.auth.carto_auth import CartoAuth
 from carto_provider.auth.tokens import MAX_TOKEN_LIFETIME, AccessToken, jwt_expiry
 from carto_provider.errors import APITokenRefusedError, CartoAPIError, CredentialsConfigError

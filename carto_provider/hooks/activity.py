@@ -2,7 +2,7 @@
 
 Needs an OAuth access token of an Admin or Superadmin user (an ``m2m`` connection of such a user;
 CARTO refuses API access tokens here). Exports are jobs of kind
-:data:`~carto_provider.hooks.jobs.ACTIVITY`: read, waited for and cancelled like SQL jobs.
+:data:`~carto_provider.api.jobs.ACTIVITY`: read, waited for and cancelled like SQL jobs.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import datetime as dt
 import logging
 
 from carto_provider.api.activity import activity_body, activity_path, download_urls
+from carto_provider.api.jobs import ACTIVITY, CartoJob
 from carto_provider.errors import ConfigurationError
-from carto_provider.hooks.jobs import ACTIVITY, CartoJob
-from carto_provider.hooks.sql import CartoSQLHook
+from carto_provider.hooks.api import CartoAPIHook
 
 log = logging.getLogger(__name__)
 
 
-class CartoActivityHook(CartoSQLHook):
+class CartoActivityHook(CartoAPIHook):
     """Starts and follows Activity Data exports (``/activity-data-jobs`` on CARTO's accounts host)."""
 
     def create_activity_export(

@@ -29,12 +29,12 @@ from carto_provider.api.lds import (
     locations,
     lon_lat,
 )
-from carto_provider.hooks.sql import CartoSQLHook
+from carto_provider.hooks.api import CartoAPIHook
 
 log = logging.getLogger(__name__)
 
 
-class CartoLDSHook(CartoSQLHook):
+class CartoLDSHook(CartoAPIHook):
     """CARTO's LDS API over a ``carto`` connection."""
 
     def _paid(self, method: str, path: str, **kwargs: Any) -> Any:

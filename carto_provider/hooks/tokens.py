@@ -15,13 +15,13 @@ from typing import Any
 
 from carto_provider.api.tokens import APIToken, GrantLike, token_body, token_path, tokens_of
 from carto_provider.errors import CartoAPIError
+from carto_provider.hooks.api import CartoAPIHook
 from carto_provider.hooks.carto import _mask
-from carto_provider.hooks.sql import CartoSQLHook
 
 log = logging.getLogger(__name__)
 
 
-class CartoTokensHook(CartoSQLHook):
+class CartoTokensHook(CartoAPIHook):
     """CARTO's Tokens API over a ``carto`` connection (``m2m`` or ``oauth``)."""
 
     def create_token(

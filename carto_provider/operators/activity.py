@@ -11,16 +11,17 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from carto_provider.api.jobs import ACTIVITY, CartoJob
+from carto_provider.api.sql import CARTO_DW
 from carto_provider.hooks.activity import CartoActivityHook
-from carto_provider.hooks.jobs import ACTIVITY, CartoJob
-from carto_provider.hooks.sql_api import CARTO_DW
+from carto_provider.hooks.imports import CartoImportsHook
+from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.operators.base import CartoJobOperator
 from carto_provider.operators.imports import mask_url_credentials
 from carto_provider.operators.lds import checked_table
 
 if TYPE_CHECKING:
-    from carto_provider.hooks.sql import CartoSQLHook
-    from carto_provider.operators.identity import TaskIdentity
+    from carto_provider.api.identity import TaskIdentity
 
 
 def _day(value: dt.date | str) -> dt.date:
@@ -43,6 +44,7 @@ class CartoActivityDataOperator(CartoJobOperator):
 
     template_fields: Sequence[str] = ("from_date", "to_date", "destination", "category")
     kind = ACTIVITY
+    hook_class = CartoActivityHook
 
     def __init__(
         self,
@@ -58,16 +60,10 @@ class CartoActivityDataOperator(CartoJobOperator):
         self.from_date, self.to_date, self.destination = from_date, to_date, destination
         self.category, self.connection = category, connection
 
-    def get_hook(self) -> CartoActivityHook:
-        """An Activity Data hook on this task's connection."""
-        return CartoActivityHook(self.carto_conn_id)
+    def submit(self, hook: CartoActivityHook, identity: TaskIdentity | None) -> CartoJob:
+        return hook.create_activity_export(_day(self.from_date), _day(self.to_date), category=self.category)
 
-    def submit(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob:
-        return self.get_hook().create_activity_export(
-            _day(self.from_date), _day(self.to_date), category=self.category
-        )
-
-    def find_previous(self, hook: CartoSQLHook, identity: TaskIdentity) -> CartoJob | None:
+    def find_previous(self, hook: CartoActivityHook, identity: TaskIdentity) -> CartoJob | None:
         kept = identity.recalled(ACTIVITY)
         return hook.get(ACTIVITY, kept) if kept is not None else None
 
@@ -76,21 +72,24 @@ class CartoActivityDataOperator(CartoJobOperator):
         if not self.destination or job.done is False:
             return out
         table = checked_table(self.destination)
-        hook = self.get_hook()
-        urls = hook.activity_download_urls(job.job_id)
+        urls = CartoActivityHook(self.carto_conn_id).activity_download_urls(job.job_id)
+        imports, sql = CartoImportsHook(self.carto_conn_id), CartoSQLHook(self.carto_conn_id)
         for url in urls:
             mask_url_credentials(url)
         parts = [table] if len(urls) == 1 else [f"{table}_part{i}" for i in range(len(urls))]
         imported = 0
         for url, part in zip(urls, parts, strict=True):
-            started = hook.create_import(url, part, connection=self.connection, overwrite=True)
-            done = hook.wait_for_import(started.job_id, poll_interval=self.poll_interval or 2.0, timeout=3600)
+            started = imports.create_import(url, part, connection=self.connection, overwrite=True)
+            done = imports.wait_for_import(
+                started.job_id, poll_interval=self.poll_interval or 2.0, timeout=3600
+            )
             imported += int(done.body.get("rowsImported") or 0)
         if len(parts) > 1:
-            union = " UNION ALL ".join(f"SELECT * FROM `{p}`" for p in parts)  # noqa: S608 - checked names
-            merge = hook.submit_job(
+            # The part names come from checked_table: no injection.
+            union = " UNION ALL ".join(f"SELECT * FROM `{p}`" for p in parts)  # noqa: S608
+            merge = sql.submit_job(
                 f"CREATE OR REPLACE TABLE `{table}` AS {union}", connection=self.connection
             )
-            hook.wait_for_job(merge.job_id, connection=self.connection, timeout=3600)
+            sql.wait_for_job(merge.job_id, connection=self.connection, timeout=3600)
         self.log.info("Imported %d activity row(s) from %d file(s) into %s", imported, len(urls), table)
         return {**out, "destination": table, "files": len(urls), "rows_imported": imported}

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, BaseOperator
 
 from carto_provider.api.lds import BATCH_LIMIT, GeocodeResult, LDSQuota
+from carto_provider.api.sql import CARTO_DW
 from carto_provider.hooks.lds import CartoLDSHook
-from carto_provider.hooks.sql_api import CARTO_DW
+from carto_provider.hooks.sql import CartoSQLHook
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -160,10 +161,11 @@ class CartoBatchGeocodeOperator(BaseOperator):
                 "failed": failed,
                 "results": [r.row() for r in results],
             }
-        self._write(hook, table, results)
+        self._write(table, results)
         return {"geocoded": len(results) - failed, "failed": failed, "destination": table}
 
-    def _write(self, hook: CartoLDSHook, table: str, results: Sequence[GeocodeResult]) -> None:
+    def _write(self, table: str, results: Sequence[GeocodeResult]) -> None:
+        hook = CartoSQLHook(self.carto_conn_id)
         create = "CREATE OR REPLACE TABLE" if self.overwrite else "CREATE TABLE IF NOT EXISTS"
         statements: list[tuple[str, dict[str, Any] | None]] = [
             (f"{create} `{table}` (address STRING, latitude FLOAT64, longitude FLOAT64, error STRING)", None)

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
 
-from carto_provider.hooks.jobs import CartoJob, CartoJobTimeout, JobKind, job_from_event
-from carto_provider.hooks.sql import CartoSQLHook
+from carto_provider.api.jobs import CartoJob, JobKind, job_from_event
+from carto_provider.errors import CartoJobTimeout
+from carto_provider.hooks.api import CartoAPIHook
 from carto_provider.operators.base import default_deferrable, seconds
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class CartoJobSensor(BaseSensorOperator):
         self,
         *,
         job_id: str,
-        carto_conn_id: str = CartoSQLHook.default_conn_name,
+        carto_conn_id: str = CartoAPIHook.default_conn_name,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -50,7 +51,7 @@ class CartoJobSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         """Check the job once."""
-        hook = CartoSQLHook(self.carto_conn_id)
+        hook = CartoAPIHook(self.carto_conn_id)
         job = hook.get(self.kind, str(self.job_id), connection=self.connection)
         self.log.info("%s is %r", job.describe(), job.status)
         if not job.done:

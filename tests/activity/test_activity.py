@@ -13,9 +13,9 @@ import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
 from carto_provider.api.activity import activity_body, download_urls
+from carto_provider.api.jobs import ACTIVITY
 from carto_provider.errors import CartoAPIError, ConfigurationError
 from carto_provider.hooks.activity import CartoActivityHook
-from carto_provider.hooks.jobs import ACTIVITY
 from carto_provider.operators.activity import CartoActivityDataOperator
 from carto_provider.testing.routes.activity import activity_api
 from tests.carto_jobs_support import JOB_SECONDS, PROJECT, rows

@@ -8,13 +8,13 @@ import json
 
 import pytest
 
+from carto_provider.api.retry import CartoRetryPolicy
 from carto_provider.errors import APITokenRefusedError, CartoAPIError, CredentialsConfigError
 from carto_provider.hooks.carto import CartoAuthHook
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.retry import RetryPolicy
 from carto_provider.testing.routes.imports import serve_file
 
-QUICK = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05)
+QUICK = CartoRetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05)
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ import json
 
 import pytest
 
+from carto_provider.api.retry import CartoRetryPolicy
 from carto_provider.api.tokens import token_body
 from carto_provider.errors import APITokenRefusedError, CartoAPIError
 from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.hooks.tokens import CartoTokensHook
-from carto_provider.retry import RetryPolicy
 from carto_provider.testing.routes.sql import sql_api
 
-QUICK = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.05)
+QUICK = CartoRetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.05)
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
 from carto_provider.api.lds import LDSQuota, batch_results
+from carto_provider.api.retry import CartoRetryPolicy
 from carto_provider.errors import CartoAPIError
 from carto_provider.hooks.lds import CartoLDSHook
 from carto_provider.operators.lds import CartoBatchGeocodeOperator, CartoLDSQuotaCheckOperator
-from carto_provider.retry import RetryPolicy
 from carto_provider.testing.routes.lds import lds_api
 from tests.carto_jobs_support import rows
 
-QUICK = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.05)
+QUICK = CartoRetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.05)
 ADDRESSES = ["Calle Mayor 1, Madrid", "Somewhere nobody knows", "Passeig de Gracia, Barcelona", "Boston MA"]
 
 

@@ -19,12 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from carto_provider.errors import ConfigurationError
+from carto_provider.errors import UnknownHookParameterError
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS
-
-
-class UnknownHookParameterError(ConfigurationError, TypeError):
-    """A hook was given a keyword argument it does not know (a ``TypeError``, as Python would raise)."""
 
 
 @dataclass
