@@ -11,6 +11,7 @@ import pytest
 from carto_provider.api.retry import CartoRetryPolicy
 from carto_provider.errors import APITokenRefusedError, CartoAPIError, CredentialsConfigError
 from carto_provider.hooks.carto import CartoAuthHook
+from carto_provider.hooks.imports import CartoImportsHook
 from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.testing.routes.imports import serve_file
 
@@ -35,8 +36,9 @@ def test_queries_jobs_and_imports_use_the_api_token_and_never_the_token_endpoint
     job = sql.wait_for_job(sql.submit_job("SELECT 2").job_id, poll_interval=0.1, timeout=30)
     assert job.outcome == "success"
     url = serve_file(fast_carto.state, "aat.csv", "a,b\n1,x\n")
-    done = sql.wait_for_import(
-        sql.create_import(fast_carto.url + url, "carto-dw-ac-emulator.shared.aat", overwrite=True).job_id,
+    imports = CartoImportsHook("carto_aat", at_most_once_retry=QUICK, retry_policy=QUICK)
+    done = imports.wait_for_import(
+        imports.create_import(fast_carto.url + url, "carto-dw-ac-emulator.shared.aat", overwrite=True).job_id,
         poll_interval=0.1,
         timeout=30,
     )

@@ -11,6 +11,7 @@ import pytest
 from carto_provider.api.retry import CartoRetryPolicy
 from carto_provider.api.tokens import token_body
 from carto_provider.errors import APITokenRefusedError, CartoAPIError
+from carto_provider.hooks.imports import CartoImportsHook
 from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.hooks.tokens import CartoTokensHook
 from carto_provider.testing.routes.sql import sql_api
@@ -40,7 +41,7 @@ def test_a_minted_token_works_only_on_its_granted_connection_and_apis(tokens, fa
         sql.run_query("SELECT 1", connection="my_snowflake")
     assert info.value.status == 403
     with pytest.raises(CartoAPIError, match="not allowed to use the imports API"):
-        sql.list_imports()
+        CartoImportsHook("carto_aat", retry_policy=QUICK).list_imports()
 
 
 def test_list_revoke_and_the_revoked_token_is_refused(tokens, fast_carto, monkeypatch):

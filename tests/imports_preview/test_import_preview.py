@@ -9,7 +9,7 @@ import pytest
 
 from carto_provider.api.import_preview import ImportPreview
 from carto_provider.errors import CartoError
-from carto_provider.hooks.sql import CartoSQLHook
+from carto_provider.hooks.imports import CartoImportsHook
 from carto_provider.operators.imports import CartoImportOperator
 from carto_provider.testing.routes.imports import imports_api, serve_file
 from tests.carto_jobs_support import PROJECT, rows
@@ -20,7 +20,7 @@ TABLE = f"{PROJECT}.shared.previewed"
 
 def test_the_hook_previews_the_columns_carto_would_create(fast_carto):
     url = fast_carto.url + serve_file(fast_carto.state, "stores.csv", CSV)
-    preview = CartoSQLHook().preview_import(url)
+    preview = CartoImportsHook().preview_import(url)
     assert preview.schema == [
         {"name": "id", "type": "INT64"},
         {"name": "name", "type": "STRING"},

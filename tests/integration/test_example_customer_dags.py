@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from carto_provider.testing.routes.lds import lds_api
+from carto_provider.testing.lds_data import lds_api
 from tests.carto_jobs_support import PROJECT, rows, state_name, task_states, xcom
 
 

@@ -12,7 +12,7 @@ from carto_provider.api.retry import CartoRetryPolicy
 from carto_provider.errors import CartoAPIError
 from carto_provider.hooks.lds import CartoLDSHook
 from carto_provider.operators.lds import CartoBatchGeocodeOperator, CartoLDSQuotaCheckOperator
-from carto_provider.testing.routes.lds import lds_api
+from carto_provider.testing.lds_data import lds_api
 from tests.carto_jobs_support import rows
 
 QUICK = CartoRetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.05)

@@ -28,7 +28,7 @@ evaluates its arguments and runs the body with each argument name bound as a par
 binds procedure arguments (an unqualified column reference with an argument's name means the
 argument). That is how CARTO runs a Workflow through its API procedure. ``CALL
 `carto-un`.carto.GEOCODE_TABLE(...)`` (any project and dataset) runs the Analytics Toolbox geocoder on
-the LDS gazetteer (``routes/lds.py``), with the API access token it is given.
+the LDS gazetteer (``testing/lds_data.py``), with the API access token it is given.
 """
 
 from __future__ import annotations
@@ -218,10 +218,10 @@ def _bind_arguments(statement: str, arguments: Sequence[str]) -> str:
 
 
 def _toolbox_call(state: EmulatorState, name: str, match: re.Match[str], params: Any) -> QueryResult | None:
-    """CARTO's Analytics Toolbox ``...carto.GEOCODE_TABLE(...)`` (see ``routes/lds.py``), or None."""
+    """CARTO's Analytics Toolbox ``...carto.GEOCODE_TABLE(...)`` (see ``testing/lds_data.py``), or None."""
     if not name.replace("`", "").upper().endswith(".GEOCODE_TABLE"):
         return None
-    from carto_provider.testing.routes.lds import geocode_table
+    from carto_provider.testing.lds_data import geocode_table
 
     values = split_arguments(match["args"])
     select = ", ".join(f"{value} AS a{i}" for i, value in enumerate(values))
