@@ -127,5 +127,9 @@ def run_demo(
                 f"{run.api_calls} CARTO API call(s) in all"
             )
         with carto.state.lock:
-            report.requests = dict(sorted((k, v) for k, v in carto.state.calls.items() if v))
+            # A token in a path (DELETE /v3/tokens/{token}) is not shown.
+            shown = [
+                (re.sub(r"^(\S+ /v3/tokens/).+", r"\1***", k), v) for k, v in carto.state.calls.items() if v
+            ]
+            report.requests = dict(sorted(shown))
     return report
