@@ -148,6 +148,12 @@ class CredentialsAPIError(CredentialsError, CartoAPIError):
         self.url = url
 
 
+class APITokenRefusedError(CredentialsAPIError):
+    """CARTO refused an API access token (HTTP 401 or 403): it was revoked or has expired, or its
+    grants (connections and sources), allowed APIs or referers do not cover the call. Never retried:
+    asking again with the same token cannot succeed."""
+
+
 class UnknownHookParameterError(ConfigurationError, TypeError):
     """A hook was given a keyword argument it does not know (a ``TypeError``, as Python would raise)."""
 
@@ -174,6 +180,7 @@ class CartoJobTimeout(CartoError):
 
 
 __all__ = [
+    "APITokenRefusedError",
     "BigQueryEndpointError",
     "CartoAPIError",
     "CartoError",

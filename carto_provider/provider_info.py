@@ -17,9 +17,9 @@ API_BASE_URL_PLACEHOLDER = "https://gcp-us-east1.api.carto.com"
 CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "auth_type": {
         "label": "Authentication type",
-        "description": "m2m (default): the M2M Client ID and Client Secret, for scheduled DAGs. "
-        "oauth: your own CARTO login cached by `carto-provider login`, for local development.",
-        "schema": {"type": ["string", "null"], "enum": ["m2m", "oauth"], "default": "m2m"},
+        "description": "m2m (default): M2M client, Enterprise Large plans and up. api_token: an API "
+        "access token as password, no Client ID, any plan. oauth: your carto-provider login, local use.",
+        "schema": {"type": ["string", "null"], "enum": ["m2m", "api_token", "oauth"], "default": "m2m"},
     },
     "auth_url": {
         "label": "Auth URL",
@@ -76,7 +76,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "placeholders": {
         "host": API_BASE_URL_PLACEHOLDER,
         "login": "M2M client id from CARTO Workspace > Developers > Credentials",
-        "password": "M2M client secret",
+        "password": "M2M client secret, or the API access token (auth_type api_token)",
         "auth_url": DEFAULT_AUTH_URL,
         "credentials_file": "/opt/airflow/secrets/carto_credentials.json",
         "token_cache_dir": "~/.carto-provider",
@@ -152,8 +152,8 @@ def provider_metadata() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-carto",
         "name": "CARTO",
-        "description": "Run CARTO SQL jobs, imports and workflows, and use the CARTO Data Warehouse, "
-        "from Airflow DAGs. https://carto.com/",
+        "description": "Run CARTO SQL jobs, imports, workflows, LDS geocoding and Activity Data exports, "
+        "manage API access tokens, and use the CARTO Data Warehouse, from Airflow DAGs. https://carto.com/",
         "versions": [__version__],
         "integrations": [
             {

@@ -1,6 +1,7 @@
 """The job model: CARTO's SQL jobs and imports (a Workflow run is a SQL job) described once.
 
-A :class:`JobKind` carries what tells the kinds apart (their paths, their cancel call, their label);
+A :class:`JobKind` carries what tells the kinds apart (their paths, their cancel call, their label,
+their host);
 a :class:`CartoJob` is one job as CARTO last described it, and decides its outcome; a
 :class:`JobWatch` makes the decisions of one wait (when to look again, when to give up), for the
 sync hook and the async trigger alike; :class:`JobEvent` is what a trigger sends back to its task.
@@ -16,7 +17,8 @@ How CARTO reports a job (the order of authority: CARTO's own client ``@carto/ps-
   whatever the status word says (even ``done``); ``{}`` means no error.
 * CARTO does not document the SQL job status words (ps-services types them as ``string``). The
   Imports API documents ``pending``, ``running``, ``success``, ``failure``, ``cancelled``; the legacy
-  Batch API used ``done``, ``failed``, ``canceled``, ``unknown``. Words are read case-insensitively
+  Batch API used ``done``, ``failed``, ``canceled``, ``unknown``; Activity Data exports
+  ``Pending``, ``Running``, ``Success``, ``Failure``, ``Cancelled``. Words are read case-insensitively
   against their union; a word outside it is logged once at WARNING and polled on, never for ever:
   every wait has a deadline.
 """
@@ -30,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from carto_provider.api.activity import activity_path
 from carto_provider.api.imports import import_path
 from carto_provider.api.sql import CARTO_DW, job_path
 from carto_provider.errors import CartoError, CartoJobError, CartoJobTimeout
@@ -42,6 +45,11 @@ CANCELLED_WORDS = frozenset({"cancelled", "canceled"})
 IN_FLIGHT_WORDS = frozenset({"pending", "running", "queued", "in_progress", "created", "started"})
 KNOWN_WORDS = SUCCESS_WORDS | FAILURE_WORDS | CANCELLED_WORDS | IN_FLIGHT_WORDS
 
+#: Fields of a job never put in trigger events or XCom: URLs (signed ones carry credentials; an
+#: Activity Data export's download URLs among them) and the SQL (long, and the task has it).
+_NOT_SUMMARISED = frozenset(
+    {"url", "urls", "downloadUrls", "download_urls", "files", "result", "query", "queryParameters"}
+)
 #: What a job's status and error mean (:attr:`CartoJob.outcome`).
 RUNNING, SUCCESS, FAILED, CANCELLED = "running", "success", "failed", "cancelled"
 #: Trigger event statuses besides an outcome: the wait ran out of time, or CARTO could not be asked.
@@ -85,6 +93,8 @@ class JobKind:
     status_path: Callable[[str, str], str]
     cancel_method: str
     cancel_path: Callable[[str, str], str]
+    #: Which host serves it: ``api`` (the API base URL) or ``accounts`` (CARTO's accounts host).
+    origin: str = "api"
 
     def describe(self, job_id: str, connection: str | None) -> str:
         """``CARTO SQL job 'j1' on connection 'carto_dw'`` and the like."""
@@ -104,7 +114,15 @@ IMPORT = JobKind(
     cancel_method="POST",
     cancel_path=lambda job_id, connection: import_path(job_id, "cancel"),
 )
-KINDS = {kind.label: kind for kind in (SQL_JOB, IMPORT)}
+#: An Activity Data export, on CARTO's accounts host (``carto_provider.api.activity``).
+ACTIVITY = JobKind(
+    "activity data job",
+    status_path=lambda job_id, connection: activity_path(job_id),
+    cancel_method="DELETE",
+    cancel_path=lambda job_id, connection: activity_path(job_id, "cancel"),
+    origin="accounts",
+)
+KINDS = {kind.label: kind for kind in (SQL_JOB, IMPORT, ACTIVITY)}
 
 
 def kind_of(label: str | JobKind) -> JobKind:
@@ -124,7 +142,8 @@ def kind_of(label: str | JobKind) -> JobKind:
 class CartoJob:
     """A SQL job or an import as CARTO last described it.
 
-    ``kind`` is the kind's label (``"SQL job"`` or ``"import"``); ``status`` is CARTO's word and
+    ``kind`` is the kind's label (``"SQL job"``, ``"import"`` or ``"activity data job"``);
+    ``status`` is CARTO's word and
     ``error`` CARTO's error as text (``None``: no error); ``outcome`` is what they mean; ``body`` the
     response as sent.
     """
@@ -193,7 +212,7 @@ class CartoJob:
             "kind": self.kind,
             **self.ids(),
             "error": self.error,
-            "body": {k: v for k, v in self.body.items() if k not in ("url", "query", "queryParameters")},
+            "body": {k: v for k, v in self.body.items() if k not in _NOT_SUMMARISED},
         }
 
     @classmethod

@@ -8,7 +8,7 @@ query string or credentials.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -90,9 +90,16 @@ _STATUS_HINTS = {
 }
 
 
-def api_error(response: Any, *, api_base_url: str, secrets: Iterable[str | None] = ()) -> CartoAPIError:
+def api_error(
+    response: Any,
+    *,
+    api_base_url: str,
+    secrets: Iterable[str | None] = (),
+    hints: Mapping[int, str] | None = None,
+) -> CartoAPIError:
     """The :class:`CartoAPIError` of a failed CARTO API answer: CARTO's ``error`` text (``secrets``
-    redacted), the status and what to check."""
+    redacted), the status and what to check (``hints``: advice per status replacing the default,
+    e.g. for API access tokens)."""
     secrets = list(secrets)
     error, description = error_fields(response, secrets)
     detail = error_detail(response, secrets)
@@ -105,7 +112,7 @@ def api_error(response: Any, *, api_base_url: str, secrets: Iterable[str | None]
             "(the token is sent to the API base URL only): check the API base URL."
         )
     else:
-        hint = _STATUS_HINTS.get(status, "").format(base=api_base_url)
+        hint = (hints or {}).get(status) or _STATUS_HINTS.get(status, "").format(base=api_base_url)
     method = response.request.method if response.request is not None else ""
     return CartoAPIError(
         f"CARTO API {method} {url} failed (HTTP {status}: {detail}).{hint}",

@@ -98,8 +98,10 @@ class _Base:
         policy: CartoRetryPolicy = DEFAULT_RETRY,
         timeout: Timeout = DEFAULT_TIMEOUT,
         unreachable_hint: str = UNREACHABLE_HINT,
+        error_hints: Mapping[int, str] | None = None,
     ) -> None:
         self.base_url = str(base_url).rstrip("/")
+        self.error_hints = error_hints
         self.tokens = tokens
         self.policy = policy
         self.timeout = timeout
@@ -174,7 +176,7 @@ class _Base:
         self, response: httpx.Response, raise_for_status: bool, tokens_sent: list[str]
     ) -> httpx.Response:
         if raise_for_status and response.status_code >= 300:
-            raise api_error(response, api_base_url=self.base_url, secrets=tokens_sent)
+            raise api_error(response, api_base_url=self.base_url, secrets=tokens_sent, hints=self.error_hints)
         return response
 
 
@@ -185,6 +187,7 @@ class Transport(_Base):
     :param tokens: where bearer tokens come from (``tokens(None)``; after a 401, ``tokens(refused)``).
     :param policy: how transient failures are retried (per call overridable).
     :param timeout: (connect, read) seconds (per call overridable).
+    :param error_hints: advice per HTTP status added to errors instead of the default one.
     """
 
     _client: httpx.Client | None = None

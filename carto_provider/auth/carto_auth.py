@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from carto_provider.api.responses import response_body
@@ -164,8 +164,11 @@ class CartoAuth:
         bigquery_api_endpoint: str | None = None,
         dw_token_lifetime: float = DW_TOKEN_ASSUMED_LIFETIME,
         settings: AuthSettings = DEFAULT_SETTINGS,
+        given: AccessToken | None = None,
+        error_hints: Mapping[int, str] | None = None,
     ) -> None:
-        """``on_secret`` is called once with every token value this object hands out or uses (Airflow
+        """``given``: a token used until it expires; ``error_hints``: advice per status in API errors;
+        ``on_secret`` is called once with every token value this object hands out or uses (Airflow
         passes ``mask_secret``, so tokens become ``***`` in task logs); ``settings`` are the ones the
         caller resolved (the URL rules for ``api_base_url``)."""
         self.settings = settings
@@ -181,7 +184,8 @@ class CartoAuth:
         self._on_secret = on_secret
         self._masked: set[str] = set()
         self._current: AccessToken | None = None  # the hot path's copy; see get_access_token
-        self._given = None
+        self._given = given
+        self.error_hints = error_hints
 
     def __repr__(self) -> str:
         return (
@@ -349,7 +353,11 @@ class CartoAuth:
         use: every sync CARTO API call of a hook or of :meth:`request` goes through it."""
         if self._transport is None:
             self._transport = Transport(
-                self._base_url(), tokens=self._tokens, policy=self.retry_policy, timeout=self.timeout
+                self._base_url(),
+                tokens=self._tokens,
+                policy=self.retry_policy,
+                timeout=self.timeout,
+                error_hints=self.error_hints,
             )
         return self._transport
 
@@ -357,7 +365,11 @@ class CartoAuth:
         """A new authenticated async transport with this object's tokens, retries and timeouts (a
         trigger's; the token source runs in a worker thread)."""
         return AsyncTransport(
-            self._base_url(), tokens=self._tokens, policy=self.retry_policy, timeout=self.timeout
+            self._base_url(),
+            tokens=self._tokens,
+            policy=self.retry_policy,
+            timeout=self.timeout,
+            error_hints=self.error_hints,
         )
 
     # ------------------------------------------------------------------ CARTO Data Warehouse

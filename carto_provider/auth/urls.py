@@ -126,3 +126,19 @@ def check_url(
             "$CARTO_ALLOW_INSECURE_HTTP_HOSTS)",
         )
     return f"{scheme.lower()}://{authority}{parts.path}".rstrip("/")
+
+
+def connection_base_url(host: str | None, port: object, path: str | None) -> str | None:
+    """The API base URL of a connection: its host, with the port and path that the URI form
+    (``carto://id:secret@http://host:8808/api``) puts in the ``port`` and ``schema`` fields."""
+    host = (host or "").strip()
+    if not host:
+        return None
+    scheme, sep, rest = host.rpartition("://")
+    authority, slash, host_path = rest.partition("/")
+    if port and ":" not in authority.rpartition("]")[2]:
+        authority = f"{authority}:{port}"
+    path = (path or "").strip().strip("/")
+    if path and not host_path.strip("/"):
+        slash, host_path = "/", path
+    return f"{scheme}{sep}{authority}{slash}{host_path}"

@@ -22,6 +22,7 @@ import logging
 import time
 from typing import Any
 
+from carto_provider.api.activity import accounts_origin
 from carto_provider.api.jobs import CartoJob, JobKind, JobWatch, kind_of
 from carto_provider.api.retry import CartoRetryPolicy
 from carto_provider.api.sql import CARTO_DW
@@ -52,6 +53,7 @@ class CartoAPIHook(CartoAuthHook):
     ) -> None:
         super().__init__(carto_conn_id, **kwargs)
         self.at_most_once_retry = at_most_once_retry
+        self._accounts: Transport | None = None
 
     def transport(self) -> Transport:
         """The connection's one authenticated HTTP transport (see the module doc)."""
@@ -60,6 +62,24 @@ class CartoAPIHook(CartoAuthHook):
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """An idempotent call: every transient failure retried (see the module doc)."""
         return self.transport().request_json(method, path, **kwargs)
+
+    def accounts_transport(self) -> Transport:
+        """A transport to CARTO's accounts host (Activity Data), with the connection's tokens."""
+        if self._accounts is None:
+            auth, settings = self.get_auth(), self.settings
+            self._accounts = Transport(
+                accounts_origin(settings.auth.accounts_url_for(settings.auth_url)),
+                tokens=lambda rejected: auth.get_token(rejected=rejected).value,
+                policy=self.retry_policy,
+                timeout=self.timeout,
+                error_hints=auth.error_hints,
+            )
+        return self._accounts
+
+    def _kind_call(self, kind: JobKind, method: str, path: str, **kwargs: Any) -> Any:
+        """An idempotent call to the host that serves ``kind`` (the API, or CARTO's accounts host)."""
+        transport = self.accounts_transport() if kind.origin == "accounts" else self.transport()
+        return transport.request_json(method, path, **kwargs)
 
     def _create(
         self, path: str, body: Any, *, policy: CartoRetryPolicy | None = None, timeout: Any = None
@@ -85,13 +105,13 @@ class CartoAPIHook(CartoAuthHook):
         """The job's current state (a SQL job: ``GET /v3/sql/{connection}/job/{id}``; an import:
         ``GET /v3/imports/{id}``)."""
         kind = kind_of(kind)
-        body = self._call("GET", kind.status_path(job_id, connection or CARTO_DW))
+        body = self._kind_call(kind, "GET", kind.status_path(job_id, connection or CARTO_DW))
         return CartoJob.from_response(kind, body, connection=connection, job_id=job_id)
 
     def cancel(self, kind: str | JobKind, job_id: str, *, connection: str | None = None) -> CartoJob:
         """Cancel the job (a SQL job: ``DELETE``; an import: ``POST .../cancel``)."""
         kind = kind_of(kind)
-        body = self._call(kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW))
+        body = self._kind_call(kind, kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW))
         log.info("Asked CARTO to cancel %s", kind.describe(job_id, connection))
         return CartoJob.from_response(kind, body, connection=connection, job_id=job_id)
 

@@ -1,7 +1,8 @@
 """``CartoAuthHook``: CARTO tokens, API calls and the Data Warehouse client from an Airflow connection.
 
 The connection (type ``carto``): host = API base URL, login = M2M client id, password = client
-secret; extras ``auth_type``, ``auth_url``, ``org``, ``credentials_file``, ``token_cache_dir``,
+secret (``auth_type`` ``api_token``: no login, the API access token in the password field); extras
+``auth_type``, ``auth_url``, ``org``, ``credentials_file``, ``token_cache_dir``,
 ``token_cache``, ``token_cache_redis_url`` and ``bigquery_api_endpoint`` (see
 :mod:`carto_provider.provider_info`). ``token_cache`` and ``token_cache_redis_url`` default to the
 Airflow config options ``[carto] token_cache`` and ``[carto] token_cache_redis_url``.
@@ -23,6 +24,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from carto_provider._hook_params import split_hook_params
 from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
 from carto_provider.api.transport import DEFAULT_TIMEOUT
+from carto_provider.auth.api_token import api_token_auth, probe_api_token
 from carto_provider.auth.cache.policy import DEFAULT_LOCK_TIMEOUT, TokenCache
 from carto_provider.auth.carto_auth import CartoAuth, single_flight_wait
 from carto_provider.auth.settings import (
@@ -32,6 +34,7 @@ from carto_provider.auth.settings import (
     M2MCredentials,
     default_cache_path,
 )
+from carto_provider.auth.urls import connection_base_url
 from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
 
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
     import httpx
     from google.cloud.bigquery import Client
 
-AUTH_TYPES = ("m2m", "oauth")
+AUTH_TYPES = ("m2m", "oauth", "api_token")
 TOKEN_CACHES = ("local", "redis")
 #: test_connection must answer quickly, even when a host is down.
 TEST_CONNECTION_RETRY = CartoRetryPolicy(attempts=2, initial_wait=0.2, max_wait=1.0, max_retry_after=2.0)
@@ -62,6 +65,7 @@ class CartoConnectionSettings:
     bigquery_api_endpoint: str | None = None
     token_cache: str = "local"
     token_cache_redis_url: str | None = None  # may hold a password: never shown
+    carto_connection: str | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)  # the environment's, read once
 
     def __repr__(self) -> str:
@@ -92,7 +96,7 @@ class CartoConnectionSettings:
         auth_type = (text("auth_type") or "m2m").lower()
         if auth_type not in AUTH_TYPES:
             raise CredentialsConfigError(
-                f"Connection {conn_id!r}: auth_type must be 'm2m' or 'oauth', not {auth_type!r}."
+                f"Connection {conn_id!r}: auth_type must be 'm2m', 'oauth' or 'api_token', not {auth_type!r}."
             )
         token_cache = (text("token_cache") or _carto_option("token_cache") or "local").lower()
         if token_cache not in TOKEN_CACHES:
@@ -105,7 +109,7 @@ class CartoConnectionSettings:
                 f"Connection {conn_id!r} has token_cache 'redis' but no Redis URL; set the extra "
                 "'token_cache_redis_url' or the Airflow option [carto] token_cache_redis_url."
             )
-        host = _base_url_of(conn.host, conn.port, conn.schema)
+        host = connection_base_url(conn.host, conn.port, conn.schema)
         return cls(
             conn_id=conn_id,
             auth_type=auth_type,
@@ -121,6 +125,7 @@ class CartoConnectionSettings:
             bigquery_api_endpoint=text("bigquery_api_endpoint"),
             token_cache=token_cache,
             token_cache_redis_url=redis_url,
+            carto_connection=text("carto_connection"),
             auth=auth,
         )
 
@@ -205,22 +210,6 @@ def _probe_api(auth: CartoAuth, expires_at: float) -> str:
         f"Connected to CARTO at {auth.get_api_base_url()} ({auth.cache_key.label}); "
         f"token valid until {expires}{visible}."
     )
-
-
-def _base_url_of(host: str | None, port: Any, path: str | None) -> str | None:
-    """The API base URL of a connection: its host, with the port and path that the URI form
-    (``carto://id:secret@http://host:8808/api``) puts in the ``port`` and ``schema`` fields."""
-    host = (host or "").strip()
-    if not host:
-        return None
-    scheme, sep, rest = host.rpartition("://")
-    authority, slash, host_path = rest.partition("/")
-    if port and ":" not in authority.rpartition("]")[2]:
-        authority = f"{authority}:{port}"
-    path = (path or "").strip().strip("/")
-    if path and not host_path.strip("/"):
-        slash, host_path = "/", path
-    return f"{scheme}{sep}{authority}{slash}{host_path}"
 
 
 def _carto_option(name: str) -> str | None:
@@ -331,6 +320,10 @@ class CartoAuthHook(BaseHook):
             "on_secret": _mask,
             "bigquery_api_endpoint": settings.bigquery_api_endpoint,
         }
+        if settings.auth_type == "api_token":
+            source = f"connection {settings.conn_id!r}"
+            token, url = settings.client_secret or "", settings.api_base_url
+            return api_token_auth(token, api_base_url=url, source=source, settings=settings.auth, **common)
         if settings.auth_type == "oauth":
             from carto_provider.auth.login.cached import cached_login_auth
             from carto_provider.auth.login.oauth import OAuthClient
@@ -353,7 +346,8 @@ class CartoAuthHook(BaseHook):
         )
 
     def get_access_token(self, *, min_ttl: float = 0.0) -> str:
-        """A valid CARTO access token, masked in task logs."""
+        """A valid CARTO access token, masked in task logs (the API access token itself, for a
+        connection of ``auth_type`` ``api_token``)."""
         return self.get_auth().get_access_token(min_ttl=min_ttl)
 
     def get_api_base_url(self) -> str:
@@ -375,7 +369,8 @@ class CartoAuthHook(BaseHook):
     # ------------------------------------------------------------------ connection test
 
     def test_connection(self) -> tuple[bool, str]:
-        """Obtain a token and list the CARTO connections; never raises, never shows a secret.
+        """Obtain a token and list the CARTO connections (an API access token: ``SELECT 1`` on the
+        connection's ``carto_connection``, else the LDS quota); never raises, never shows a secret.
 
         This runs in the Airflow API server (the UI's Test button) or the CLI
         (``airflow connections test``): fast retries, short timeouts, and never an interactive login.
@@ -388,7 +383,10 @@ class CartoAuthHook(BaseHook):
             auth = self._build_auth(settings, retry, TEST_CONNECTION_TIMEOUT, token_retry=retry)
             token = auth.get_token()
             secrets.append(token.value)
-            ok, message = True, _probe_api(auth, token.expires_at)
+            if settings.auth_type == "api_token":
+                ok, message = True, probe_api_token(auth, settings.carto_connection or "carto_dw")
+            else:
+                ok, message = True, _probe_api(auth, token.expires_at)
         except CredentialsConfigError as exc:
             ok, message = False, f"Connection settings: {exc}"
         except CredentialsError as exc:

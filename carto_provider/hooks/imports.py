@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from carto_provider.api.import_preview import PREVIEW_PATH, ImportPreview, preview_body
 from carto_provider.api.imports import import_body, import_path
 from carto_provider.api.jobs import IMPORT, CartoJob
 from carto_provider.api.retry import CartoRetryPolicy
@@ -59,6 +60,17 @@ class CartoImportsHook(CartoAPIHook):
         )
         log.info("Started %s into %s (status %r)", job.describe(), destination, job.status)
         return job
+
+    def preview_import(
+        self, url: str, *, connection: str = CARTO_DW, destination: str | None = None
+    ) -> ImportPreview:
+        """What CARTO would create from the file at ``url`` (``POST /v3/imports/preview``): its
+        columns, to adjust and pass back as ``create_import(..., autoguessing=False, schema=...)``."""
+        body = preview_body(url, connection, destination)
+        # A preview creates nothing, so it is retried like a read.
+        preview = ImportPreview.from_response(self._call("POST", PREVIEW_PATH, json=body))
+        log.info("CARTO previews %d column(s): %s", len(preview.schema), preview.schema)
+        return preview
 
     def get_import(self, job_id: str) -> CartoJob:
         """The import's current state (``GET /v3/imports/{jobId}``)."""

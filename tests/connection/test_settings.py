@@ -128,7 +128,9 @@ def test_airflow_own_uri_round_trip_gives_the_same_settings(monkeypatch):
 
 
 def test_unknown_auth_type_is_a_clear_error(monkeypatch):
-    with pytest.raises(CredentialsConfigError, match=r"auth_type must be 'm2m' or 'oauth', not 'password'"):
+    with pytest.raises(
+        CredentialsConfigError, match=r"auth_type must be 'm2m', 'oauth' or 'api_token', not 'password'"
+    ):
         settings_of(monkeypatch, "carto://id:pw@gcp-us-east1.api.carto.com?auth_type=password")
 
 

@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse, Response
 
 from carto_provider.testing.routes import state_of
 from carto_provider.testing.routes.background import BackgroundJob, JobFailure, JobStore, new_job_id
-from carto_provider.testing.routes.common import EmulatorHTTPError, require_api_token
+from carto_provider.testing.routes.common import EmulatorHTTPError, check_api_token, require_api_token
 from carto_provider.testing.routes.sql import json_body, sql_api
 from carto_provider.testing.state import EmulatorState
 from carto_provider.testing.warehouse import Warehouse, WarehouseError, get_warehouse
@@ -424,7 +424,7 @@ def _schema(raw: Any) -> list[dict[str, str]] | None:
 
 
 def _import(request: Request, job_id: str) -> tuple[ImportsAPI, BackgroundJob]:
-    require_api_token(request)
+    require_api_token(request, "imports")
     api = imports_api(state_of(request))
     job = api.jobs.get(job_id)
     if job is None:
@@ -435,9 +435,11 @@ def _import(request: Request, job_id: str) -> tuple[ImportsAPI, BackgroundJob]:
 @router.post("/v3/imports", response_model=None)
 async def create_import(request: Request) -> dict[str, Any] | JSONResponse:
     """Start an import, or answer 429 when too many run already."""
-    issued = require_api_token(request)
+    issued = require_api_token(request, "imports")
     state = state_of(request)
     body = _validated(state, await json_body(request))
+    if issued.kind == "api":
+        check_api_token(issued, "imports", body["connection"])
     settings = imports_api(state).settings
     job = BackgroundJob(new_job_id("import"), settings.duration, dict(body))
     if not imports_api(state).jobs.add(job, max_active=settings.max_concurrent):
@@ -458,7 +460,7 @@ async def create_import(request: Request) -> dict[str, Any] | JSONResponse:
 @router.get("/v3/imports")
 async def list_imports(request: Request) -> dict[str, Any]:
     """Every import, newest first."""
-    require_api_token(request)
+    require_api_token(request, "imports")
     return {"data": [job.render() for job in imports_api(state_of(request)).jobs.newest_first()]}
 
 
@@ -476,3 +478,35 @@ async def cancel_import(request: Request, job_id: str) -> dict[str, Any]:
     if job.cancel():
         state_of(request).record("import_cancelled", job_id)
     return job.render()
+
+
+@router.post("/v3/imports/preview")
+async def preview_import(request: Request) -> dict[str, Any]:
+    """The columns an import of ``url`` would create (autoguessed) and its first rows. CARTO does not
+    publish this reply: the emulator answers ``{"schema": [{name, type}], "rows": [...]}``."""
+    import asyncio
+
+    from carto_provider.testing.routes.sql import jsonable
+
+    issued = require_api_token(request, "imports")
+    state = state_of(request)
+    body = await json_body(request)
+    body.setdefault("destination", "emulator.preview.preview")
+    checked = _validated(state, body)
+    if issued.kind == "api":
+        check_api_token(issued, "imports", checked["connection"])
+
+    def parse() -> Table:
+        data, content_type = _download(checked["url"])
+        return _parser(checked["url"], content_type)(data, True)
+
+    try:
+        table = await asyncio.to_thread(parse)
+    except JobFailure as exc:
+        raise EmulatorHTTPError(400, str(exc)) from None
+    state.record("import_preview", issued.subject)
+    names = [name for name, _ in table.columns]
+    return {
+        "schema": [{"name": name, "type": kind} for name, kind in table.columns],
+        "rows": [jsonable(dict(zip(names, row, strict=True))) for row in table.rows[:10]],
+    }
