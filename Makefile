@@ -30,7 +30,7 @@ system-deps:
 	fi
 
 demo: install
-	$(BIN)/carto-provider demo --dags-folder example_dags
+	$(BIN)/carto-provider demo --dags-folder carto_provider/example_dags
 
 lint: install
 	$(BIN)/ruff check .
