@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from carto_provider.errors import CartoAPIError
 from carto_provider.hooks.carto import CartoAuthHook
 from carto_provider.hooks.jobs import IMPORT, SQL_JOB, CartoJob, CartoJobTimeout, JobKind, JobWatch, kind_of
 from carto_provider.hooks.sql_api import (
@@ -46,10 +47,11 @@ log = logging.getLogger(__name__)
 
 #: How requests that must not run twice are retried (only when CARTO refused them; see the module doc).
 AT_MOST_ONCE_RETRY = RetryPolicy(attempts=6, initial_wait=2.0, max_wait=60.0, max_retry_after=120.0)
-#: How an import refused with 429 (5 running already) is retried: from 30 s, capped at 5 min, for
-#: at most 30 minutes in all.
+#: How an import refused with 429 (5 running already) is retried: from 30 s, capped at 2 min, for at
+#: most 5 minutes in all, also for a deferrable task (creating the import happens in the worker). A
+#: longer queue fails the try with the 429; the task's ``retries``/``retry_delay`` wait outside a slot.
 IMPORT_RETRY = RetryPolicy(
-    attempts=1_000, initial_wait=30.0, max_wait=300.0, max_retry_after=300.0, budget=30 * 60.0
+    attempts=1_000, initial_wait=30.0, max_wait=120.0, max_retry_after=120.0, budget=300.0
 )
 #: ``GET /v3/sql/jobs`` needs ``created_since``; CARTO's own client sends this date.
 JOBS_LISTED_SINCE = dt.datetime(2022, 10, 1, tzinfo=dt.timezone.utc)
@@ -62,7 +64,7 @@ class CartoSQLHook(CartoAuthHook):
     :param at_most_once_retry: how job creation and queries are retried when CARTO refuses them
         with 429 or 503 (nothing else is retried for them; see the module doc).
     :param import_retry: the same for import creation (default :data:`IMPORT_RETRY`: from 30 s,
-        within 30 minutes).
+        within 5 minutes).
     :param query_timeout: (connect, read) timeout of a synchronous query; CARTO stops at one minute.
     """
 
@@ -255,13 +257,23 @@ class CartoSQLHook(CartoAuthHook):
         ``options``: ``connection`` (``carto_dw``), ``overwrite`` (False), ``autoguessing`` (True) and
         ``schema`` (columns ``{"name", "type"}``; needs ``autoguessing=False``, as CARTO ignores it
         otherwise). CARTO runs at most 5 imports at once and answers 429 beyond; that is waited out
-        here (``import_retry``).
+        here for at most ``import_retry.budget`` (5 minutes by default), then the 429 is raised.
         """
         connection = options.setdefault("connection", CARTO_DW)
         body = import_body(url=url, destination=destination, **options)
-        job = CartoJob.from_response(
-            IMPORT, self._create(import_path(), body, policy=self.import_retry), connection=connection
-        )
+        try:
+            created = self._create(import_path(), body, policy=self.import_retry)
+        except CartoAPIError as exc:
+            if exc.status != 429:
+                raise
+            raise CartoAPIError(
+                f"{exc} Still refused after {self.import_retry.budget or 0:g} s of retries (import_retry); "
+                "the task's retries (retries, retry_delay) try again later without holding a worker.",
+                status=exc.status,
+                error=exc.error,
+                url=exc.url,
+            ) from None
+        job = CartoJob.from_response(IMPORT, created, connection=connection)
         log.info("Started %s into %s (status %r)", job.describe(), destination, job.status)
         return job
 
