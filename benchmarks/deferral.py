@@ -50,7 +50,7 @@ def missing_parts() -> str | None:
 
     for module in (
         "carto_provider.operators.sql",
-        "carto_provider.triggers.sql",
+        "carto_provider.triggers.base",
         "carto_provider.testing.routes.sql",
     ):
         try:

@@ -10,7 +10,7 @@ windows (from 30 minutes before expiry) play out as in production, in about a mi
 Four deployments run side by side, each with its own M2M client so the emulator counts them apart:
 
 * long-lived workers (Celery, LocalExecutor): each worker has one ``HOME`` its tasks share;
-* the same with the Redis token cache (:mod:`carto_provider.auth.redis_cache`) in front;
+* the same with the Redis token cache (:mod:`carto_provider.auth.cache.redis`) in front;
 * a pod per task (KubernetesExecutor): every task starts with an empty ``HOME``;
 * a pod per task with the Redis token cache.
 

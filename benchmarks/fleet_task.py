@@ -17,14 +17,13 @@ from benchmarks import simclock
 def main(argv: list[str]) -> int:
     simclock.install_from_env()
     cache, credentials, redis_url = argv
-    from carto_provider.auth import CartoAuth
+    from carto_provider.auth.carto_auth import CartoAuth
 
     kwargs: dict[str, Any] = {}
     if cache == "redis":
-        from carto_provider.auth.cache import TokenCache
-        from carto_provider.auth.carto_auth import M2M_CACHE_FILENAME, default_cache_path
-        from carto_provider.auth.config import M2MCredentials
-        from carto_provider.auth.redis_cache import RedisTokenCache
+        from carto_provider.auth.cache.policy import TokenCache
+        from carto_provider.auth.cache.redis import RedisTokenCache
+        from carto_provider.auth.settings import M2M_CACHE_FILENAME, M2MCredentials, default_cache_path
 
         secret = M2MCredentials.from_file(credentials).client_secret
         local = TokenCache(default_cache_path(M2M_CACHE_FILENAME))

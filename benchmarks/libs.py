@@ -29,7 +29,8 @@ def library_api(library: str, emulator_url: str) -> tuple[Any, type[BaseExceptio
         # start instant, since importing carto_provider.auth leaves it to the first request.
         import httpx  # noqa: F401
 
-        from carto_provider.auth import CartoAuth, CredentialsError
+        from carto_provider.auth.carto_auth import CartoAuth
+        from carto_provider.errors import CredentialsError
 
         return CartoAuth, CredentialsError
     if library == CARTO_AUTH:

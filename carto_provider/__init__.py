@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "1.0.0"
+from carto_provider._version import __version__
 
 __all__ = ["__version__", "get_provider_info"]
 
 
 def get_provider_info() -> dict[str, Any]:
     """Return the provider metadata Airflow reads through the ``apache_airflow_provider`` entry point."""
-    from carto_provider.provider_info import get_provider_info as _get_provider_info
+    from carto_provider.provider_info import provider_metadata
 
-    return _get_provider_info()
+    return provider_metadata()

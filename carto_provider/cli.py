@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from carto_provider.auth.cache import TokenCache
-    from carto_provider.auth.oauth import OAuthClient
+    from carto_provider.auth.cache.policy import TokenCache
+    from carto_provider.auth.login.oauth import OAuthClient
     from carto_provider.auth.tokens import AccessToken
 
 Command = Callable[[argparse.Namespace], int]
@@ -55,7 +55,7 @@ def _emulator(args: argparse.Namespace) -> int:
 def _login_target(args: argparse.Namespace) -> tuple[OAuthClient, TokenCache, Path]:
     """The OAuth client, cache and cache file the login options designate (the options over the
     environment's settings, resolved here once)."""
-    from carto_provider.auth.oauth import OAuthClient, default_login_cache_path, login_cache
+    from carto_provider.auth.login.oauth import OAuthClient, default_login_cache_path, login_cache
     from carto_provider.auth.settings import AuthSettings
 
     client = OAuthClient.resolve(
@@ -71,7 +71,7 @@ def _login_target(args: argparse.Namespace) -> tuple[OAuthClient, TokenCache, Pa
 
 
 def _describe_login(token: AccessToken, client: OAuthClient, path: Path) -> str:
-    from carto_provider.auth.oauth import LoginToken, expiry_text
+    from carto_provider.auth.login.oauth import LoginToken, expiry_text
 
     login = token.login if isinstance(token, LoginToken) else None
     left = max(0, int(token.expires_at - time.time()))
@@ -88,7 +88,7 @@ def _describe_login(token: AccessToken, client: OAuthClient, path: Path) -> str:
 
 
 def _login(args: argparse.Namespace) -> int:
-    from carto_provider.auth.login import LoginUI, interactive_login
+    from carto_provider.auth.login.flow import LoginUI, interactive_login
 
     client, cache, path = _login_target(args)
     token = interactive_login(
@@ -104,7 +104,7 @@ def _login(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from carto_provider.auth.oauth import login_command
+    from carto_provider.auth.login.oauth import login_command
 
     client, cache, path = _login_target(args)
     token = cache.peek(client.cache_key)
@@ -131,7 +131,7 @@ def _reporting_errors(command: Command) -> Command:
     """Print CARTO errors as one clear line on stderr (exit 1) instead of a traceback."""
 
     def run(args: argparse.Namespace) -> int:
-        from carto_provider.auth.errors import CartoError
+        from carto_provider.errors import CartoError
 
         try:
             return command(args)

@@ -12,13 +12,17 @@
     ├── CredentialsError                          authentication, discovery or DW credentials failed
     │   ├── LoginRequiredError                    no usable interactive login is cached
     │   └── CredentialsAPIError (+ CartoAPIError) discovery or the DW token endpoint failed
-    └── CartoAPIError                             a CARTO API call failed
+    │   └── UnknownHookParameterError (+ TypeError) a hook was given a keyword it does not know
+    ├── CartoAPIError                             a CARTO API call failed
+    │   └── BigQueryEndpointError                 the Data Warehouse's BigQuery endpoint failed
+    ├── QueryTooLargeError                        a synchronous query returned too many rows
+    ├── CartoJobError                             a SQL job, import or Workflow run failed or was cancelled
+    └── CartoJobTimeout                           a job did not finish in the time allowed
 
 The double parents make ``except`` clauses written for ``carto-auth`` (which raises ``CredentialsError``,
 ``FileNotFoundError``, ``json.JSONDecodeError``, ``AttributeError`` and ``ValueError``) catch the same
 failures here. Messages are written for the person who has to fix the problem; none contains a client
-secret or a token (server text is passed through :func:`carto_provider.auth.redaction.redact` first).
-Job errors (SQL jobs, imports) are defined next to the job model and derive from :class:`CartoError`.
+secret or a token (server text is passed through :func:`carto_provider.api.untrusted.redact` first).
 """
 
 from __future__ import annotations
@@ -144,9 +148,37 @@ class CredentialsAPIError(CredentialsError, CartoAPIError):
         self.url = url
 
 
+class UnknownHookParameterError(ConfigurationError, TypeError):
+    """A hook was given a keyword argument it does not know (a ``TypeError``, as Python would raise)."""
+
+
+class BigQueryEndpointError(CartoAPIError):
+    """The BigQuery endpoint of the CARTO Data Warehouse client could not be reached or did not answer."""
+
+
+class QueryTooLargeError(CartoError):
+    """A synchronous query returned more rows than the caller accepts, or hit the SQL API cap."""
+
+
+class CartoJobError(CartoError):
+    """A CARTO SQL job or import ended in failure or was cancelled; ``job`` is its last state
+    (a :class:`carto_provider.api.jobs.CartoJob`)."""
+
+    def __init__(self, message: str, *, job: Any) -> None:
+        CartoError.__init__(self, message)
+        self.job = job
+
+
+class CartoJobTimeout(CartoError):
+    """A job did not finish in the time allowed (it has been cancelled when so asked)."""
+
+
 __all__ = [
+    "BigQueryEndpointError",
     "CartoAPIError",
     "CartoError",
+    "CartoJobError",
+    "CartoJobTimeout",
     "ConfigurationError",
     "CredentialsAPIError",
     "CredentialsConfigError",
@@ -156,4 +188,6 @@ __all__ = [
     "CredentialsFileJSONError",
     "CredentialsFileNotFoundError",
     "LoginRequiredError",
+    "QueryTooLargeError",
+    "UnknownHookParameterError",
 ]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from carto_provider.hooks.sql_api import CARTO_DW
+from carto_provider.api.sql import CARTO_DW
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -161,9 +161,9 @@ def operator_lineage(operator: Any, task_instance: Any) -> OperatorLineage | Non
 
 
 def _operator_lineage(operator: Any, task_instance: Any) -> OperatorLineage:
-    from carto_provider.hooks.sql import CartoSQLHook
+    from carto_provider.hooks.carto import CartoAuthHook
 
-    hook = CartoSQLHook(operator.carto_conn_id)
+    hook = CartoAuthHook(operator.carto_conn_id)
     connection = str(getattr(operator, "connection", None) or CARTO_DW)
     context: dict[str, Any] = {
         "connection": connection,

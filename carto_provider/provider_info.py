@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from carto_provider import __version__
+from carto_provider._version import __version__
 
 DEFAULT_AUTH_URL = "https://auth.carto.com"
 API_BASE_URL_PLACEHOLDER = "https://gcp-us-east1.api.carto.com"
@@ -130,29 +130,25 @@ ASSET_URIS: dict[str, Any] = {
 
 
 #: The modules of each kind Airflow lists for the CARTO integration.
-MODULES: dict[str, list[str]] = {
-    "hooks": [
-        "carto_provider.hooks.carto",
-        "carto_provider.hooks.dbapi",
-        "carto_provider.hooks.sql",
-        "carto_provider.hooks.sql_async",
-        "carto_provider.hooks.jobs",
-    ],
-    "operators": [
-        "carto_provider.operators.sql",
-        "carto_provider.operators.imports",
-        "carto_provider.operators.workflows",
-    ],
-    "sensors": ["carto_provider.sensors.sql", "carto_provider.sensors.imports"],
-    "triggers": [
-        "carto_provider.triggers.base",
-        "carto_provider.triggers.sql",
-        "carto_provider.triggers.imports",
-    ],
-}
+#: The Airflow-facing folders, whose public modules Airflow's provider schema lists by kind.
+MODULE_KINDS = ("hooks", "operators", "sensors", "triggers")
 
 
-def get_provider_info() -> dict[str, Any]:
+def provider_modules() -> dict[str, list[str]]:
+    """Every public module of each Airflow-facing folder, read from the package tree (so a new hook or
+    operator module is registered by existing); nothing is imported but the folders' empty ``__init__``."""
+    import importlib
+    import pkgutil
+
+    modules = {}
+    for kind in MODULE_KINDS:
+        package = importlib.import_module(f"carto_provider.{kind}")
+        names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+        modules[kind] = [f"carto_provider.{kind}.{name}" for name in names]
+    return modules
+
+
+def provider_metadata() -> dict[str, Any]:
     """The dict Airflow validates against its provider schema."""
     return {
         "package-name": "airflow-provider-carto",
@@ -169,7 +165,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         **{
             kind: [{"integration-name": "CARTO", "python-modules": modules}]
-            for kind, modules in MODULES.items()
+            for kind, modules in provider_modules().items()
         },
         "connection-types": [
             {

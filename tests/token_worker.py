@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from carto_provider.auth import CartoAuth
+from carto_provider.auth.carto_auth import CartoAuth
 from carto_provider.auth.tokens import fingerprint
 
 

@@ -7,23 +7,21 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from carto_provider.auth.cache import CacheKey, TokenCache, secret_digest
-from carto_provider.auth.config import AUDIENCE, M2MCredentials
-from carto_provider.auth.dw import (
+from carto_provider.api.responses import response_body
+from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
+from carto_provider.api.transport import DEFAULT_TIMEOUT, AsyncTransport, Transport
+from carto_provider.auth.cache.policy import TokenCache
+from carto_provider.auth.cache.stores import CacheKey
+from carto_provider.auth.dw.client import (
     DW_TOKEN_ASSUMED_LIFETIME,
     DW_TOKEN_PATH,
     build_dw_client,
     parse_dw_token_response,
 )
-from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, response_body
-from carto_provider.auth.m2m import request_client_credentials_token
-from carto_provider.auth.session import api_error
-from carto_provider.auth.settings import M2M_CACHE_FILENAME as M2M_CACHE_FILENAME
-from carto_provider.auth.settings import OAUTH_CACHE_FILENAME as OAUTH_CACHE_FILENAME
-from carto_provider.auth.settings import AuthSettings, default_cache_path
+from carto_provider.auth.m2m import m2m_cache_key, request_client_credentials_token
+from carto_provider.auth.settings import M2M_CACHE_FILENAME, AuthSettings, M2MCredentials, default_cache_path
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.errors import CartoAPIError, CredentialsAPIError, CredentialsConfigError, CredentialsError
-from carto_provider.transport import Transport
 
 if TYPE_CHECKING:
     import httpx
@@ -85,25 +83,12 @@ def _m2m_parts(
     return {**common, "cache": TokenCache(None), "cache_key": key, "fetch_token": no_credentials}
 
 
-def m2m_cache_key(credentials: M2MCredentials, *, audience: str = AUDIENCE) -> CacheKey:
-    """The cache key of an M2M client: everything that changes the token, with the secret hashed."""
-    return CacheKey.of(
-        f"M2M client {credentials.client_id} at {credentials.auth_url}",
-        grant="client_credentials",
-        auth_url=credentials.auth_url,
-        audience=audience,
-        client_id=credentials.client_id,
-        secret=secret_digest(credentials.client_secret),
-        api_base_url=credentials.api_base_url,
-    )
-
-
 MODES = ("oauth", "m2m")
 #: Added to the worst-case token fetch when waiting for another process's fetch.
 LOCK_WAIT_MARGIN = 30.0
 
 
-def single_flight_wait(policy: RetryPolicy, timeout: float | tuple[float, float]) -> float:
+def single_flight_wait(policy: CartoRetryPolicy, timeout: float | tuple[float, float]) -> float:
     """How long a process waits for another one fetching the same token: the worst case of one fetch
     under ``policy`` (every attempt timing out, every wait at its cap) plus a margin. Waiting less
     would make each waiter fetch too during an outage; the holder dying frees the lock at once."""
@@ -147,7 +132,7 @@ class CartoAuth:
         given = AccessToken.given(access_token, expiration)
         settings = AuthSettings.from_environment()
         if mode == "oauth":
-            from carto_provider.auth.login import oauth_parts
+            from carto_provider.auth.login.flow import oauth_parts
 
             parts = oauth_parts(
                 cache_filepath, use_cache, open_browser, api_base_url, org, given=given, settings=settings
@@ -173,7 +158,7 @@ class CartoAuth:
         cache: TokenCache,
         cache_key: CacheKey,
         fetch_token: Callable[[], AccessToken],
-        retry_policy: RetryPolicy = DEFAULT_RETRY,
+        retry_policy: CartoRetryPolicy = DEFAULT_RETRY,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         on_secret: Callable[[str], None] | None = None,
         bigquery_api_endpoint: str | None = None,
@@ -242,7 +227,7 @@ class CartoAuth:
         """Authenticate with M2M credentials given as values rather than a file.
 
         ``cache=`` replaces the file cache, e.g. with a
-        :class:`~carto_provider.auth.redis_cache.RedisTokenCache` shared by a fleet of machines.
+        :class:`~carto_provider.auth.cache.redis.RedisTokenCache` shared by a fleet of machines.
         Token requests retry under ``settings.token_policy(token_retry=..., chosen=retry_policy)``
         (``settings``: an :class:`~carto_provider.auth.settings.AuthSettings`, by default the environment's).
         """
@@ -279,11 +264,11 @@ class CartoAuth:
         and reads back the address you land on (or the code), for machines without a browser.
         ``api_base_url`` skips discovering it; ``org`` is your Single Sign-On organization id.
         Optional keyword arguments: ``auth_url``, ``client_id``, ``redirect_uri``,
-        ``paste_redirect_uri``, ``login_ui`` (:class:`~carto_provider.auth.login.LoginUI`); the rest
+        ``paste_redirect_uri``, ``login_ui`` (:class:`~carto_provider.auth.login.flow.LoginUI`); the rest
         go to the constructor. Logins have no refresh token: when one expires, a new login runs (never
-        inside an Airflow task, which raises :class:`~carto_provider.auth.errors.LoginRequiredError`).
+        inside an Airflow task, which raises :class:`~carto_provider.errors.LoginRequiredError`).
         """
-        from carto_provider.auth.login import oauth_parts
+        from carto_provider.auth.login.flow import oauth_parts
 
         return cls._assemble(
             **oauth_parts(cache_filepath, use_cache, open_browser, api_base_url, org, **kwargs)
@@ -348,29 +333,32 @@ class CartoAuth:
         return self.api_base_url
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Call the CARTO API (``path`` relative to the base URL) through the package's transport,
-        with the token handled: a 401 refreshes it once and the call is sent once more; transient
-        failures are retried; redirects are never followed; any other failure (a 3xx included)
-        raises :class:`~carto_provider.errors.CartoAPIError` with CARTO's error. Keyword arguments
-        go to :meth:`carto_provider.transport.Transport.request` (``json``, ``params``, ``policy``...).
+        """Call the CARTO API (``path`` relative to the base URL) on :meth:`api_transport`: a 401
+        refreshes the token once and the call is sent once more; transient failures are retried;
+        redirects are never followed; any other failure (a 3xx included) raises
+        :class:`~carto_provider.errors.CartoAPIError` with CARTO's error. Keyword arguments go to
+        :meth:`carto_provider.api.transport.Transport.request` (``json``, ``params``, ``policy``...).
         """
-        raise_for_status = kwargs.pop("raise_for_status", True)
-        response = self._api_transport().request(method, path, raise_for_status=False, **kwargs)
-        if raise_for_status and response.status_code >= 300:
-            used = self._current.value if self._current is not None else None
-            raise api_error(response, api_base_url=self._base_url(), secrets=[used])
-        return response
+        return self.api_transport().request(method, path, **kwargs)
 
-    def _api_transport(self) -> Transport:
-        """One transport per object (one HTTP connection pool), opened on first use."""
+    def _tokens(self, rejected: str | None) -> str:
+        return self.get_token(rejected=rejected).value
+
+    def api_transport(self) -> Transport:
+        """The one authenticated transport of this object (one HTTP connection pool), opened on first
+        use: every sync CARTO API call of a hook or of :meth:`request` goes through it."""
         if self._transport is None:
             self._transport = Transport(
-                self._base_url(),
-                tokens=lambda rejected: self.get_token(rejected=rejected).value,
-                policy=self.retry_policy,
-                timeout=self.timeout,
+                self._base_url(), tokens=self._tokens, policy=self.retry_policy, timeout=self.timeout
             )
         return self._transport
+
+    def api_async_transport(self) -> AsyncTransport:
+        """A new authenticated async transport with this object's tokens, retries and timeouts (a
+        trigger's; the token source runs in a worker thread)."""
+        return AsyncTransport(
+            self._base_url(), tokens=self._tokens, policy=self.retry_policy, timeout=self.timeout
+        )
 
     # ------------------------------------------------------------------ CARTO Data Warehouse
 

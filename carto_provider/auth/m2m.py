@@ -6,18 +6,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from carto_provider.auth.config import AUDIENCE, M2MCredentials
-from carto_provider.auth.http import (
-    DEFAULT_RETRY,
-    DEFAULT_TIMEOUT,
-    Refusal,
-    RetryPolicy,
-    auth_flow_call,
-    error_detail,
-    error_fields,
-)
+from carto_provider.api.responses import error_detail, error_fields
+from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
+from carto_provider.api.transport import DEFAULT_TIMEOUT
+from carto_provider.api.untrusted import parse_json, redact
+from carto_provider.auth._http import Refusal, auth_flow_call
+from carto_provider.auth.cache.stores import CacheKey, secret_digest
+from carto_provider.auth.settings import AUDIENCE, M2MCredentials
 from carto_provider.auth.tokens import AccessToken
-from carto_provider.auth.untrusted import parse_json, redact
 from carto_provider.errors import CredentialsError
 
 if TYPE_CHECKING:
@@ -66,7 +62,7 @@ def post_token_form(
     auth_url: str,
     refused: Refusal,
     secret_fields: Sequence[str] = ("client_secret", "code", "code_verifier"),
-    policy: RetryPolicy = DEFAULT_RETRY,
+    policy: CartoRetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> AccessToken:
     """POST a form-encoded token request and return the token (every grant: client credentials here,
@@ -110,7 +106,7 @@ def _unusable(auth_url: str, why: str, status: int | None) -> CredentialsError:
 def request_client_credentials_token(
     credentials: M2MCredentials,
     *,
-    policy: RetryPolicy = DEFAULT_RETRY,
+    policy: CartoRetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
     audience: str = AUDIENCE,
 ) -> AccessToken:
@@ -129,4 +125,17 @@ def request_client_credentials_token(
         ),
         policy=policy,
         timeout=timeout,
+    )
+
+
+def m2m_cache_key(credentials: M2MCredentials, *, audience: str = AUDIENCE) -> CacheKey:
+    """The cache key of an M2M client: everything that changes the token, with the secret hashed."""
+    return CacheKey.of(
+        f"M2M client {credentials.client_id} at {credentials.auth_url}",
+        grant="client_credentials",
+        auth_url=credentials.auth_url,
+        audience=audience,
+        client_id=credentials.client_id,
+        secret=secret_digest(credentials.client_secret),
+        api_base_url=credentials.api_base_url,
     )

@@ -1,4 +1,5 @@
-"""The settings of the auth flow, resolved once at the edge: :class:`AuthSettings`.
+"""The settings of the auth flow, resolved once at the edge: :class:`AuthSettings`, and who we are:
+:class:`M2MCredentials` (a ``carto_credentials.json``, or the same fields from a connection).
 
 The environment variables below are read in one place, :meth:`AuthSettings.from_environment`, called
 by the edges: the ``CartoAuth`` constructors, ``M2MCredentials.from_file``/``from_mapping``,
@@ -10,17 +11,27 @@ can hand any settings in without touching ``os.environ``. No Airflow, no I/O.
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from carto_provider.auth.cache import DEFAULT_CACHE_DIR
+from carto_provider.api.retry import TOKEN_RETRY, CartoRetryPolicy
 from carto_provider.auth.urls import check_url, is_loopback_host
-from carto_provider.retry import TOKEN_RETRY, RetryPolicy
+from carto_provider.errors import (
+    CredentialsConfigError,
+    CredentialsFieldMissingError,
+    CredentialsFileError,
+    CredentialsFileJSONError,
+    CredentialsFileNotFoundError,
+)
 
+#: The token cache's directory unless a connection or caller names another (never carto-auth's).
+DEFAULT_CACHE_DIR = "~/.carto-provider"
 DEFAULT_AUTH_URL = "https://auth.carto.com"
 DEFAULT_ACCOUNTS_URL = "https://accounts.app.carto.com/accounts"
 #: CARTO's public PKCE client (the one carto-auth uses).
@@ -72,7 +83,7 @@ class AuthSettings:
     accounts_url: str | None = None
     insecure_http_hosts: frozenset[str] = field(default_factory=frozenset)
     oauth_client_id: str = CARTO_PUBLIC_CLIENT_ID
-    token_retry: RetryPolicy = TOKEN_RETRY
+    token_retry: CartoRetryPolicy = TOKEN_RETRY
 
     def __post_init__(self) -> None:
         given = self.insecure_http_hosts  # a comma-separated string is accepted too
@@ -109,8 +120,8 @@ class AuthSettings:
         return cls(**{**values, **given})
 
     def token_policy(
-        self, *, token_retry: RetryPolicy | None = None, chosen: RetryPolicy | None = None
-    ) -> RetryPolicy:
+        self, *, token_retry: CartoRetryPolicy | None = None, chosen: CartoRetryPolicy | None = None
+    ) -> CartoRetryPolicy:
         """The retry policy of a token request: ``token_retry``, else ``chosen`` (the policy a caller
         chose for all its calls), else :attr:`token_retry`. The one place that picks it."""
         return token_retry or chosen or self.token_retry
@@ -136,3 +147,121 @@ class AuthSettings:
     def insecure_http_allowed(self, host: str) -> bool:
         """True when ``http://`` may be used for ``host``: loopback, or listed."""
         return is_loopback_host(host) or host.strip("[]").lower() in self.insecure_http_hosts
+
+
+AUDIENCE = "carto-cloud-native-api"
+REQUIRED_M2M_FIELDS = ("api_base_url", "client_id", "client_secret")
+
+
+@dataclass(frozen=True)
+class M2MCredentials:
+    """Machine-to-machine (client-credentials) settings for one CARTO M2M client."""
+
+    api_base_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    auth_url: str = DEFAULT_AUTH_URL
+
+    def __repr__(self) -> str:
+        return (
+            f"M2MCredentials(api_base_url={self.api_base_url!r}, client_id={self.client_id!r}, "
+            f"client_secret='***', auth_url={self.auth_url!r})"
+        )
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth token endpoint."""
+        return f"{self.auth_url}/oauth/token"
+
+    @classmethod
+    def from_mapping(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str,
+        error: type[CredentialsConfigError] = CredentialsConfigError,
+        auth_url: str | None = None,
+        settings: AuthSettings | None = None,
+    ) -> M2MCredentials:
+        """Build credentials from a mapping, naming ``source`` (a file or connection) in every error.
+
+        ``error`` is the class raised (:class:`CredentialsFileError` for a file); ``auth_url`` is the
+        default when the mapping has none, else ``settings.auth_url`` (``settings``: the URL rules
+        and defaults; without it, :meth:`AuthSettings.from_environment`).
+        """
+        settings = settings or AuthSettings.from_environment()
+        for name in REQUIRED_M2M_FIELDS:
+            value = data.get(name)
+            if value is None:
+                missing = CredentialsFieldMissingError if issubclass(error, CredentialsFileError) else error
+                raise missing(f"{source} is missing the required field {name!r}.")
+            if not isinstance(value, str) or not value.strip():
+                raise error(f"{source} has an empty or non-text value for {name!r}.")
+        explicit_auth_url = data.get("auth_url")
+        if explicit_auth_url is not None and not isinstance(explicit_auth_url, str):
+            raise error(f"{source} has a non-text value for 'auth_url'.")
+        try:
+            api_base_url = settings.check_base_url(data["api_base_url"])
+            resolved_auth_url = settings.resolve_auth_url(explicit_auth_url or auth_url or None)
+        except CredentialsConfigError as exc:
+            raise error(f"{source}: {exc}") from None
+        return cls(
+            api_base_url=api_base_url,
+            client_id=data["client_id"].strip(),
+            client_secret=data["client_secret"].strip(),
+            auth_url=resolved_auth_url,
+        )
+
+    @classmethod
+    def from_file(
+        cls,
+        filepath: str | os.PathLike[str],
+        *,
+        auth_url: str | None = None,
+        settings: AuthSettings | None = None,
+    ) -> M2MCredentials:
+        """Read a ``carto_credentials.json`` file (``auth_url``, ``settings``: as in :meth:`from_mapping`)."""
+        path = Path(filepath).expanduser()
+        source = f"The CARTO credentials file {str(path)!r}"
+        text = _read_credentials_text(path, source)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CredentialsFileJSONError(
+                f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}); expected an object "
+                "with api_base_url, client_id and client_secret.",
+                lineno=exc.lineno,
+                colno=exc.colno,
+                pos=exc.pos,
+            ) from None
+        except RecursionError:
+            raise CredentialsFileJSONError(f"{source} is not a credentials file (too deep).") from None
+        if not isinstance(data, dict):
+            raise CredentialsFileError(f"{source} must contain a JSON object, not {type(data).__name__}.")
+        return cls.from_mapping(
+            data, source=source, error=CredentialsFileError, auth_url=auth_url, settings=settings
+        )
+
+
+#: A credentials file is a few hundred bytes.
+MAX_CREDENTIALS_FILE_BYTES = 64 * 1024
+
+
+def _read_credentials_text(path: Path, source: str) -> str:
+    """The file's text; never blocks on a FIFO or device, never reads more than 64 KiB."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise CredentialsFileNotFoundError(f"{source} does not exist.", str(path)) from None
+    except OSError as exc:
+        raise CredentialsFileError(f"{source} cannot be read ({exc.strerror}).") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise CredentialsFileError(f"{source} is not a regular file.")
+        raw = handle.read(MAX_CREDENTIALS_FILE_BYTES + 1)
+    if len(raw) > MAX_CREDENTIALS_FILE_BYTES:
+        raise CredentialsFileError(f"{source} is larger than a credentials file can be (64 KiB).")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CredentialsFileJSONError(f"{source} is not valid JSON (not UTF-8 text).") from None

@@ -5,7 +5,7 @@ secret; extras ``auth_type``, ``auth_url``, ``org``, ``credentials_file``, ``cac
 ``cache_backend``, ``cache_redis_url`` and ``bigquery_api_endpoint`` (see
 :mod:`carto_provider.provider_info`). ``cache_backend`` and ``cache_redis_url`` default to the
 Airflow config options ``[carto] token_cache`` and ``[carto] token_cache_redis_url``. The pre-1.0
-names (``token_*``) are read with a warning until 2.0 (``hooks.params.DEPRECATED_EXTRAS``).
+names (``token_*``) are read with a warning until 2.0 (``_hook_params.DEPRECATED_EXTRAS``).
 
 Importing this module is cheap: no I/O, and ``google.cloud.bigquery`` is imported only by
 :meth:`CartoAuthHook.get_carto_dw_client`.
@@ -21,13 +21,19 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, TokenCache
-from carto_provider.auth.carto_auth import CartoAuth, default_cache_path, single_flight_wait
-from carto_provider.auth.config import M2MCredentials
-from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
-from carto_provider.auth.settings import M2M_CACHE_FILENAME, OAUTH_CACHE_FILENAME, AuthSettings
+from carto_provider._hook_params import renamed_extras, split_hook_params
+from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
+from carto_provider.api.transport import DEFAULT_TIMEOUT
+from carto_provider.auth.cache.policy import DEFAULT_LOCK_TIMEOUT, TokenCache
+from carto_provider.auth.carto_auth import CartoAuth, single_flight_wait
+from carto_provider.auth.settings import (
+    M2M_CACHE_FILENAME,
+    OAUTH_CACHE_FILENAME,
+    AuthSettings,
+    M2MCredentials,
+    default_cache_path,
+)
 from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
-from carto_provider.hooks.params import renamed_extras, split_hook_params
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:
@@ -37,7 +43,7 @@ if TYPE_CHECKING:
 AUTH_TYPES = ("m2m", "oauth")
 TOKEN_CACHES = ("local", "redis")
 #: test_connection must answer quickly, even when a host is down.
-TEST_CONNECTION_RETRY = RetryPolicy(attempts=2, initial_wait=0.2, max_wait=1.0, max_retry_after=2.0)
+TEST_CONNECTION_RETRY = CartoRetryPolicy(attempts=2, initial_wait=0.2, max_wait=1.0, max_retry_after=2.0)
 TEST_CONNECTION_TIMEOUT = (5.0, 15.0)
 MIN_MASKED_SECRET = 5  # Airflow's masker skips shorter secrets too: replacing "e" garbles every word
 
@@ -160,7 +166,7 @@ class CartoConnectionSettings:
         local = TokenCache(self.cache_path(M2M_CACHE_FILENAME), lock_timeout=lock_timeout)
         if self.cache_backend != "redis" or not self.cache_redis_url:
             return local
-        from carto_provider.auth.redis_cache import RedisTokenCache
+        from carto_provider.auth.cache.redis import RedisTokenCache
 
         return RedisTokenCache(self.cache_redis_url, credentials.client_secret, local=local)
 
@@ -242,7 +248,7 @@ class CartoAuthHook(BaseHook):
     :param retry_policy: how transient HTTP failures are retried (None: the default; tokens: token_retry).
     :param timeout: (connect, read) timeout in seconds of every HTTP call.
     :param kwargs: the connection's extra fields (``auth_url``, ``cache_backend``...) override the
-        connection's values; other names are checked as :mod:`carto_provider.hooks.params` says.
+        connection's values; other names are checked as :mod:`carto_provider._hook_params` says.
     """
 
     conn_name_attr = "carto_conn_id"
@@ -256,7 +262,7 @@ class CartoAuthHook(BaseHook):
         self,
         carto_conn_id: str = default_conn_name,
         *,
-        retry_policy: RetryPolicy | None = None,
+        retry_policy: CartoRetryPolicy | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
@@ -316,9 +322,9 @@ class CartoAuthHook(BaseHook):
     @staticmethod
     def _build_auth(
         settings: CartoConnectionSettings,
-        retry_policy: RetryPolicy,
+        retry_policy: CartoRetryPolicy,
         timeout: float | tuple[float, float],
-        token_retry: RetryPolicy | None = None,
+        token_retry: CartoRetryPolicy | None = None,
     ) -> CartoAuth:
         """The connection's :class:`CartoAuth` (``token_retry`` None: ``settings.auth.token_retry``)."""
         common: dict[str, Any] = {
@@ -328,8 +334,8 @@ class CartoAuthHook(BaseHook):
             "bigquery_api_endpoint": settings.bigquery_api_endpoint,
         }
         if settings.auth_type == "oauth":
-            from carto_provider.auth.cached_login import cached_login_auth
-            from carto_provider.auth.oauth import OAuthClient
+            from carto_provider.auth.login.cached import cached_login_auth
+            from carto_provider.auth.login.oauth import OAuthClient
 
             client = OAuthClient.resolve(auth_url=settings.auth_url, org=settings.org, settings=settings.auth)
             return cached_login_auth(

@@ -2,7 +2,7 @@
 
 With it, common.sql works on CARTO: ``SQLExecuteQueryOperator(conn_id="carto_default", ...)``, the
 SQL check operators, ``SqlSensor``, and ``get_records`` / ``get_first`` / ``get_df`` / ``insert_rows``.
-Its DB-API connection (:mod:`carto_provider.dbapi`) runs SQL through CARTO's SQL API on one CARTO
+Its DB-API connection (:mod:`carto_provider.api.dbapi`) runs SQL through CARTO's SQL API on one CARTO
 connection: the hook parameter ``carto_connection``, else the connection's extra of that name, else
 ``carto_dw`` (the CARTO Data Warehouse, BigQuery SQL).
 
@@ -22,9 +22,9 @@ from airflow.providers.common.compat.sdk import conf
 from airflow.providers.common.sql.dialects.dialect import Dialect
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 
-from carto_provider.dbapi import Connection, json_value
+from carto_provider.api.dbapi import Connection, json_value
+from carto_provider.api.sql import CARTO_DW
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CARTO_DW
 from carto_provider.lineage import dialect_of, with_job_id
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class CartoDbApiHook(CartoSQLHook, DbApiHook):  # type: ignore[misc]  # CARTO's 
     :param job_timeout: seconds a statement run as a job may take before it is cancelled.
     :param poll_interval: the longest wait between two job status checks (default ``[carto] poll_interval``).
     :param kwargs: ``CartoSQLHook``'s and common.sql ``DbApiHook``'s parameters (``schema``,
-        ``log_sql``...), and the connection's extras (see :mod:`carto_provider.hooks.params`).
+        ``log_sql``...), and the connection's extras (see :mod:`carto_provider._hook_params`).
     """
 
     conn_name_attr = "carto_conn_id"
@@ -144,7 +144,7 @@ class CartoDbApiHook(CartoSQLHook, DbApiHook):  # type: ignore[misc]  # CARTO's 
         return str(extra.get("carto_connection") or "").strip() or CARTO_DW
 
     def get_conn(self) -> Connection:  # type: ignore[override]
-        """A PEP 249 connection to :attr:`carto_connection` (:mod:`carto_provider.dbapi`)."""
+        """A PEP 249 connection to :attr:`carto_connection` (:mod:`carto_provider.api.dbapi`)."""
         poll_interval = self.poll_interval or conf.getfloat(
             "carto", "poll_interval", fallback=DEFAULT_POLL_INTERVAL
         )

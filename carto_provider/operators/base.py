@@ -21,28 +21,26 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from carto_provider.api.identity import TaskIdentity
+from carto_provider.api.jobs import RUNNING, SUCCESS, CartoJob, JobKind, job_from_event
 from carto_provider.errors import CartoError
-from carto_provider.hooks.jobs import RUNNING, SUCCESS, CartoJob, JobKind, job_from_event
-from carto_provider.hooks.sql import CartoSQLHook
+from carto_provider.hooks.api import CartoAPIHook
 from carto_provider.lineage import CartoLineageMixin
-from carto_provider.operators.identity import TaskIdentity
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
-    "REATTACH_STATES",
+    "DEFAULT_JOB_TIMEOUT",
     "CartoJobOperator",
     "default_deferrable",
     "default_poll_interval",
-    "job_from_event",
 ]
 
 #: Longest wait between two status checks when neither the task nor ``[carto] poll_interval`` says.
 DEFAULT_POLL_INTERVAL = 10.0
 #: How long a job may run when the task has no ``execution_timeout``.
-DEFAULT_TIMEOUT = dt.timedelta(hours=24)
+DEFAULT_JOB_TIMEOUT = dt.timedelta(hours=24)
 #: The outcomes of an earlier job of the same task that a retry reattaches to.
 REATTACH_STATES: tuple[str, ...] = (RUNNING, SUCCESS)
 
@@ -83,16 +81,18 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
     ui_color = "#3ab6e0"
     #: The kind of CARTO job the operator runs.
     kind: JobKind
+    #: The hook of the API that runs :attr:`kind` (built by :meth:`get_hook`).
+    hook_class: type[CartoAPIHook] = CartoAPIHook
 
     def __init__(
         self,
         *,
-        carto_conn_id: str = CartoSQLHook.default_conn_name,
+        carto_conn_id: str = CartoAPIHook.default_conn_name,
         poll_interval: float | None = None,
         deferrable: bool | None = None,
         cancel_on_kill: bool = True,
         wait_for_completion: bool = True,
-        timeout: dt.timedelta | float = DEFAULT_TIMEOUT,
+        timeout: dt.timedelta | float = DEFAULT_JOB_TIMEOUT,
         reattach_states: Collection[str] = REATTACH_STATES,
         **kwargs: Any,
     ) -> None:
@@ -109,11 +109,11 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
 
     # ------------------------------------------------------------------ what subclasses provide
 
-    def submit(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob:
+    def submit(self, hook: Any, identity: TaskIdentity | None) -> CartoJob:
         """Start the CARTO job (tagged with ``identity`` where the kind allows)."""
         raise NotImplementedError
 
-    def find_previous(self, hook: CartoSQLHook, identity: TaskIdentity) -> CartoJob | None:
+    def find_previous(self, hook: Any, identity: TaskIdentity) -> CartoJob | None:
         """The newest job this task started in an earlier try, as CARTO describes it now, or None."""
         raise NotImplementedError
 
@@ -123,9 +123,9 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
 
     # ------------------------------------------------------------------ BaseOperator
 
-    def get_hook(self) -> CartoSQLHook:
-        """A hook on this task's connection."""
-        return CartoSQLHook(self.carto_conn_id)
+    def get_hook(self) -> CartoAPIHook:
+        """A hook on this task's connection (the API hook of the job kind: :attr:`hook_class`)."""
+        return self.hook_class(self.carto_conn_id)
 
     def execute(self, context: Context) -> Any:
         """Find or start the job; return at once, wait for it here, or defer to the triggerer."""
@@ -172,7 +172,7 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
 
     # ------------------------------------------------------------------ helpers
 
-    def _start(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob:
+    def _start(self, hook: CartoAPIHook, identity: TaskIdentity | None) -> CartoJob:
         previous = self._reattachable(hook, identity)
         if previous is not None:
             self.log.info(
@@ -187,7 +187,7 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
         self.carto_job_id = job.job_id  # for lineage (carto_provider.lineage)
         return job
 
-    def _reattachable(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob | None:
+    def _reattachable(self, hook: CartoAPIHook, identity: TaskIdentity | None) -> CartoJob | None:
         if identity is None or not self.reattach_states:
             return None
         previous = self.find_previous(hook, identity)

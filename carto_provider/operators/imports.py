@@ -9,13 +9,13 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import mask_secret
 
+from carto_provider.api.identity import TaskIdentity, created_at
+from carto_provider.api.jobs import IMPORT, CartoJob
+from carto_provider.api.responses import redact_url
+from carto_provider.api.sql import CARTO_DW
 from carto_provider.assets import default_outlets
-from carto_provider.hooks.jobs import IMPORT, CartoJob
-from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CARTO_DW
+from carto_provider.hooks.imports import CartoImportsHook
 from carto_provider.operators.base import CartoJobOperator
-from carto_provider.operators.identity import TaskIdentity, created_at
-from carto_provider.transport import redact_url
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -52,6 +52,7 @@ class CartoImportOperator(CartoJobOperator):
 
     template_fields: Sequence[str] = ("url", "destination", "connection", "schema")
     kind = IMPORT
+    hook_class = CartoImportsHook
 
     def __init__(
         self,
@@ -79,7 +80,7 @@ class CartoImportOperator(CartoJobOperator):
         self.log.info("Importing %s into %s", redact_url(self.url), self.destination)
         return super().execute(context)
 
-    def submit(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob:
+    def submit(self, hook: CartoImportsHook, identity: TaskIdentity | None) -> CartoJob:
         return hook.create_import(
             self.url,
             self.destination,
@@ -89,7 +90,7 @@ class CartoImportOperator(CartoJobOperator):
             schema=self.schema,
         )
 
-    def find_previous(self, hook: CartoSQLHook, identity: TaskIdentity) -> CartoJob | None:
+    def find_previous(self, hook: CartoImportsHook, identity: TaskIdentity) -> CartoJob | None:
         kept = identity.recalled(IMPORT)
         if kept is not None:
             return hook.get_import(kept)

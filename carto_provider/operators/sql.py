@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from carto_provider.hooks.jobs import SQL_JOB, CartoJob
+from carto_provider.api.identity import TaskIdentity, fingerprint
+from carto_provider.api.jobs import SQL_JOB, CartoJob
+from carto_provider.api.sql import CARTO_DW, QueryParameters
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CARTO_DW, QueryParameters
 from carto_provider.lineage import CartoLineageMixin
 from carto_provider.operators.base import CartoJobOperator
-from carto_provider.operators.identity import TaskIdentity, fingerprint
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -41,6 +41,7 @@ class CartoSQLJobOperator(CartoJobOperator):
         raise NotImplementedError
 
     kind = SQL_JOB
+    hook_class = CartoSQLHook
 
     def submit(self, hook: CartoSQLHook, identity: TaskIdentity | None) -> CartoJob:
         sql, parameters = self.job_sql()

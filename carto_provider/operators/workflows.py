@@ -9,7 +9,7 @@ dialog shows (CARTO DW / BigQuery)::
     {"query": "CALL `proj.workflows_temp.wfproc_1a2b`(@number_of_clusters,@store_type)",
      "queryParameters": {"number_of_clusters": 2, "store_type": "Supermarket"}}
 
-How the call is built for each warehouse: :mod:`carto_provider.hooks.workflows`.
+How the call is built for each warehouse: :mod:`carto_provider.api.workflows`.
 """
 
 from __future__ import annotations
@@ -17,20 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from carto_provider.api.identity import TaskIdentity
+from carto_provider.api.sql import CARTO_DW, QueryParameters
+from carto_provider.api.workflows import BIGQUERY_LIKE, bind_call, parameters_query, workflow_call
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CARTO_DW, QueryParameters
-from carto_provider.hooks.workflows import BIGQUERY_LIKE, bind_call, parameters_query
-from carto_provider.hooks.workflows import workflow_call as _workflow_call
-from carto_provider.operators.identity import TaskIdentity
 from carto_provider.operators.sql import CartoSQLJobOperator
-
-__all__ = ["CartoRunWorkflowOperator", "workflow_call"]
-
-
-def workflow_call(procedure: str, parameters: Mapping[str, Any] | None = None) -> str:
-    """``CALL `procedure`(@a,@b)`` for a CARTO DW / BigQuery workflow procedure, placeholders in the
-    order given (the operator reads the procedure's own order; see :mod:`carto_provider.hooks.workflows`)."""
-    return str(_workflow_call(procedure, parameters)[0])
 
 
 class CartoRunWorkflowOperator(CartoSQLJobOperator):
@@ -96,7 +87,7 @@ class CartoRunWorkflowOperator(CartoSQLJobOperator):
             sql, lookup = parameters_query(self.procedure)
             rows = hook.run_query(sql, connection=self.connection, query_parameters=lookup).rows
             order = [str(row["parameter_name"]) for row in rows]
-        return _workflow_call(self.procedure, self.parameters, provider=provider, argument_order=order)
+        return workflow_call(self.procedure, self.parameters, provider=provider, argument_order=order)
 
     def _provider(self, hook: CartoSQLHook) -> str:
         if self.provider:

@@ -14,9 +14,9 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
 )
 
-from carto_provider.errors import CartoError
-from carto_provider.hooks.jobs import CartoJob, CartoJobError, CartoJobTimeout, JobKind, job_from_event
-from carto_provider.hooks.sql import CartoSQLHook
+from carto_provider.api.jobs import CartoJob, JobKind, job_from_event
+from carto_provider.errors import CartoError, CartoJobError, CartoJobTimeout
+from carto_provider.hooks.api import CartoAPIHook
 from carto_provider.operators.base import default_deferrable, seconds
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class CartoJobSensor(BaseSensorOperator):
         self,
         *,
         job_id: str,
-        carto_conn_id: str = CartoSQLHook.default_conn_name,
+        carto_conn_id: str = CartoAPIHook.default_conn_name,
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
@@ -66,7 +66,7 @@ class CartoJobSensor(BaseSensorOperator):
         through) keeps the first check inside ``BaseSensorOperator.execute``: ``soft_fail``,
         ``never_fail`` and ``silent_fail`` apply to it as in polling mode.
         """
-        hook = CartoSQLHook(self.carto_conn_id)
+        hook = CartoAPIHook(self.carto_conn_id)
         job = hook.get(self.kind, str(self.job_id), connection=self.connection)
         self.log.info("%s is %r", job.describe(), job.status)
         if not job.done:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from carto_provider.hooks.jobs import IMPORT, CartoJob
+from carto_provider.api.jobs import IMPORT, CartoJob
 from carto_provider.sensors.base import CartoJobSensor
 
 

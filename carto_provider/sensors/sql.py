@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from carto_provider.hooks.jobs import SQL_JOB
-from carto_provider.hooks.sql_api import CARTO_DW
+from carto_provider.api.jobs import SQL_JOB
+from carto_provider.api.sql import CARTO_DW
 from carto_provider.sensors.base import CartoJobSensor
 
 

@@ -34,7 +34,7 @@ def authorize_redirect(url: str) -> str:
 
 
 class HeadlessBrowser:
-    """An ``open_url`` for :class:`~carto_provider.auth.login.LoginUI` that follows the login.
+    """An ``open_url`` for :class:`~carto_provider.auth.login.flow.LoginUI` that follows the login.
 
     ``tamper`` rewrites the redirect address before it is loaded; ``visit_first`` paths (e.g.
     ``/favicon.ico``) are loaded on the callback's host before the callback itself. ``opened`` lists

@@ -21,12 +21,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from carto_provider.testing.state import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    EmulatorState,
-    Fault,
-)
+from carto_provider.testing.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorState, Fault
 
 STARTUP_TIMEOUT = 15.0
 

@@ -12,20 +12,20 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from carto_provider.api.jobs import ERROR, SQL_JOB, TIMEOUT, CartoJob, JobEvent, JobWatch, kind_of
 from carto_provider.errors import CartoError
-from carto_provider.hooks.jobs import ERROR, SQL_JOB, TIMEOUT, CartoJob, JobEvent, JobWatch, kind_of
-from carto_provider.hooks.sql_async import CartoSQLAsyncHook
+from carto_provider.hooks.api_async import CartoAPIAsyncHook
 
-__all__ = ["ERROR", "TIMEOUT", "CartoJobTrigger"]
+__all__ = ["CartoJobTrigger"]
 
 
 class CartoJobTrigger(BaseTrigger):
     """Polls a CARTO SQL job or import, then fires one event when it ends.
 
-    The event payload is :meth:`JobEvent.to_json() <carto_provider.hooks.jobs.JobEvent.to_json>`:
+    The event payload is :meth:`JobEvent.to_json() <carto_provider.api.jobs.JobEvent.to_json>`:
     ``{"status", "job_id", "job", "message"}`` where ``status`` is ``success``, ``failed``,
     ``cancelled``, ``timeout`` or ``error`` (CARTO could not be asked); decode it with
-    :func:`~carto_provider.hooks.jobs.job_from_event`.
+    :func:`~carto_provider.api.jobs.job_from_event`.
 
     :param job_id: CARTO's job id.
     :param kind: ``"SQL job"`` (also a Workflow run) or ``"import"``.
@@ -45,7 +45,7 @@ class CartoJobTrigger(BaseTrigger):
         job_id: str,
         kind: str = SQL_JOB.label,
         connection: str | None = None,
-        carto_conn_id: str = CartoSQLAsyncHook.default_conn_name,
+        carto_conn_id: str = CartoAPIAsyncHook.default_conn_name,
         poll_interval: float = 10.0,
         cancel_on_kill: bool = True,
         end_time: float | None = None,
@@ -75,13 +75,13 @@ class CartoJobTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self) -> CartoSQLAsyncHook:
-        return CartoSQLAsyncHook(self.carto_conn_id)
+    def _hook(self) -> CartoAPIAsyncHook:
+        return CartoAPIAsyncHook(self.carto_conn_id)
 
-    async def _fetch(self, hook: CartoSQLAsyncHook) -> CartoJob:
+    async def _fetch(self, hook: CartoAPIAsyncHook) -> CartoJob:
         return await hook.aget(self.kind, self.job_id, connection=self.connection)
 
-    async def _cancel(self, hook: CartoSQLAsyncHook) -> CartoJob:
+    async def _cancel(self, hook: CartoAPIAsyncHook) -> CartoJob:
         return await hook.acancel(self.kind, self.job_id, connection=self.connection)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -95,7 +95,7 @@ class CartoJobTrigger(BaseTrigger):
             await hook.aclose()
         yield TriggerEvent(event.to_json())
 
-    async def _follow(self, hook: CartoSQLAsyncHook) -> JobEvent:
+    async def _follow(self, hook: CartoAPIAsyncHook) -> JobEvent:
         watch = JobWatch(self.poll_interval, self.end_time)
         job = await self._fetch(hook)
         while (delay := watch.next_delay(job)) is not None:

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from carto_provider.auth import CartoAuth, CredentialsConfigError, CredentialsError, RetryPolicy
-from carto_provider.auth.cache import CacheKey, TokenCache
-from carto_provider.auth.config import M2MCredentials
-from carto_provider.auth.discovery import discover_account
-from carto_provider.auth.oauth import OAuthClient
+from carto_provider.api.retry import TOKEN_RETRY, CartoRetryPolicy
+from carto_provider.auth.cache.policy import TokenCache
+from carto_provider.auth.cache.stores import CacheKey
+from carto_provider.auth.carto_auth import CartoAuth
+from carto_provider.auth.login.discovery import discover_account
+from carto_provider.auth.login.oauth import OAuthClient
 from carto_provider.auth.settings import (
     ACCOUNTS_URL_ENV,
     AUTH_URL_ENV,
@@ -24,15 +23,16 @@ from carto_provider.auth.settings import (
     DEFAULT_AUTH_URL,
     INSECURE_HTTP_HOSTS_ENV,
     AuthSettings,
+    M2MCredentials,
 )
-from carto_provider.retry import TOKEN_RETRY
+from carto_provider.errors import CredentialsConfigError, CredentialsError
 
 PACKAGE = Path(__file__).resolve().parents[2] / "carto_provider"
-ONE_TRY = RetryPolicy(attempts=1)
-THREE_TRIES = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.02)
+ONE_TRY = CartoRetryPolicy(attempts=1)
+THREE_TRIES = CartoRetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.02)
 #: The environment reads left in the auth core, and why (see login.py): process context asked at the
 #: moment a login would prompt, not settings.
-CONTEXT_PROBES = {("login.py", "DATABRICKS_RUNTIME_VERSION"), ("login.py", "AIRFLOW_TASK_ENV")}
+CONTEXT_PROBES = {("flow.py", "DATABRICKS_RUNTIME_VERSION"), ("flow.py", "AIRFLOW_TASK_ENV")}
 
 
 @pytest.fixture
@@ -191,84 +191,11 @@ def _environment_reads(path: Path) -> list[str]:
 def test_only_from_environment_reads_the_environment() -> None:
     reads = {
         (path.name, name)
-        for path in sorted((PACKAGE / "auth").glob("*.py"))
+        for path in sorted((PACKAGE / "auth").rglob("*.py"))
         if path.name != "settings.py"
         for name in _environment_reads(path)
     }
     assert reads == CONTEXT_PROBES
     assert _environment_reads(PACKAGE / "auth" / "settings.py") == ["?"]  # from_environment's default
-    assert _environment_reads(PACKAGE / "retry.py") == _environment_reads(PACKAGE / "transport.py") == []
-
-
-def _module_name(path: Path) -> str:
-    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
-
-
-def _imports(path: Path) -> set[str]:
-    """What ``path`` imports, at the top or inside functions (``if TYPE_CHECKING:`` blocks aside)."""
-    found: set[str] = set()
-
-    class Visitor(ast.NodeVisitor):
-        def visit_If(self, node: ast.If) -> None:
-            if "TYPE_CHECKING" in ast.unparse(node.test):
-                for child in node.orelse:
-                    self.visit(child)
-            else:
-                self.generic_visit(node)
-
-        def visit_Import(self, node: ast.Import) -> None:
-            found.update(alias.name for alias in node.names)
-
-        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-            found.add(node.module or "")
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-
-    Visitor().visit(ast.parse(path.read_text()))
-    return found
-
-
-def _module_graph() -> dict[str, set[str]]:
-    """Module -> the package's modules it imports (every ``airflow...`` module as ``airflow``)."""
-    paths = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
-    graph: dict[str, set[str]] = {"airflow": set()}
-    for name, path in paths.items():
-        imported = {"airflow" if m.split(".")[0] == "airflow" else m for m in _imports(path)}
-        graph[name] = {m for m in imported if m in paths or m == "airflow"} - {name}
-    return graph
-
-
-def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
-    seen: set[str] = set()
-    todo = [start]
-    while todo:
-        for target in graph[todo.pop()] - seen:
-            seen.add(target)
-            todo.append(target)
-    return seen
-
-
-def test_the_airflow_free_core_has_no_import_cycle_and_never_imports_up() -> None:
-    graph = _module_graph()
-    core = sorted(name for name in graph if name.startswith("carto_provider.auth."))
-    assert "carto_provider.auth.settings" in core and len(core) > 15
-    upper = ("airflow", "carto_provider.hooks", "carto_provider.operators", "carto_provider.sensors")
-    for name in core:
-        reached = _reachable(graph, name)
-        assert name not in reached, f"{name} imports itself through a cycle"
-        assert not {m for m in reached if m.startswith(upper)}, f"{name} imports Airflow or the hooks"
-
-
-def test_each_auth_module_imports_alone_without_airflow() -> None:
-    """Each module in a fresh interpreter (an import cycle breaks some import orders, not all)."""
-    modules = sorted(_module_name(path) for path in (PACKAGE / "auth").glob("*.py"))
-    check = (
-        "import importlib, sys; importlib.import_module(sys.argv[1]); "
-        "up = sorted(m for m in sys.modules if m.startswith(('airflow', 'carto_provider.hooks'))); "
-        "sys.exit(f'{sys.argv[1]} loaded {up}' if up else 0)"
-    )
-    runs = {
-        m: subprocess.Popen([sys.executable, "-c", check, m], stderr=subprocess.PIPE, text=True)
-        for m in modules
-    }
-    failures = [f"{m}: {run.communicate(timeout=120)[1][-500:]}" for m, run in runs.items() if run.wait()]
-    assert not failures, "\n".join(failures)
+    api = PACKAGE / "api"
+    assert _environment_reads(api / "retry.py") == _environment_reads(api / "transport.py") == []

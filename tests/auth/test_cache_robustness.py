@@ -16,16 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from carto_provider.auth import CartoAuth, RetryPolicy
-from carto_provider.auth.cache import CACHE_FORMAT
-from carto_provider.auth.carto_auth import single_flight_wait
+from carto_provider.api.retry import CartoRetryPolicy
+from carto_provider.auth.cache.file import CACHE_FORMAT
+from carto_provider.auth.carto_auth import CartoAuth, single_flight_wait
 
 REPO = Path(__file__).resolve().parents[2]
 
 CHILD = textwrap.dedent(
     """
     import json, logging, sys, time
-    from carto_provider.auth import CartoAuth, CredentialsError, RetryPolicy
+    from carto_provider.auth.carto_auth import CartoAuth
+    from carto_provider.errors import CredentialsError
+    from carto_provider.api.retry import CartoRetryPolicy
     records = []
     class Keep(logging.Handler):
         def emit(self, record):
@@ -34,7 +36,7 @@ CHILD = textwrap.dedent(
     logging.getLogger("carto_provider").addHandler(Keep())
     logging.getLogger("carto_provider").setLevel(logging.WARNING)
     url, client_id, secret, cache, start_at = sys.argv[1:6]
-    policy = RetryPolicy(attempts=3, initial_wait=0.05, max_wait=0.1, max_retry_after=0.1)
+    policy = CartoRetryPolicy(attempts=3, initial_wait=0.05, max_wait=0.1, max_retry_after=0.1)
     auth = CartoAuth.from_values(url, client_id, secret, auth_url=url, cache_filepath=cache, retry_policy=policy)
     time.sleep(max(0.0, float(start_at) - time.time()))
     try:
@@ -128,17 +130,17 @@ def test_an_outage_costs_one_request_per_retry_round_not_one_per_process(carto_e
 
 
 def test_the_single_flight_wait_covers_the_worst_case_fetch():
-    policy = RetryPolicy(attempts=5, initial_wait=0.5, max_wait=10.0, max_retry_after=60.0)
+    policy = CartoRetryPolicy(attempts=5, initial_wait=0.5, max_wait=10.0, max_retry_after=60.0)
     # 5 attempts x (10 s connect + 30 s read) + 4 waits x 60 s (Retry-After cap) = 440 s, plus margin
     assert single_flight_wait(policy, (10.0, 30.0)) >= 440.0
-    assert single_flight_wait(RetryPolicy(attempts=1), 5.0) >= 10.0
+    assert single_flight_wait(CartoRetryPolicy(attempts=1), 5.0) >= 10.0
 
 
 def test_the_hooks_cache_waits_out_the_worst_case_fetch_too(carto_emulator, tmp_path, monkeypatch):
     """An Airflow task's waiters must not give up on a holder still retrying (issue 12, item 4)."""
-    from carto_provider.auth.http import DEFAULT_TIMEOUT
+    from carto_provider.api.retry import TOKEN_RETRY
+    from carto_provider.api.transport import DEFAULT_TIMEOUT
     from carto_provider.hooks.carto import CartoAuthHook
-    from carto_provider.retry import TOKEN_RETRY
 
     connection = carto_emulator.airflow_connection_json(cache_dir=str(tmp_path))
     monkeypatch.setenv("AIRFLOW_CONN_CARTO_DEFAULT", connection)

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from carto_provider.auth.cache import CacheKey, TokenCache
-from carto_provider.auth.cache_file import FileStore
-from carto_provider.auth.stores import EMPTY, MemoryStore, TokenStore
+from carto_provider.auth.cache.file import FileStore
+from carto_provider.auth.cache.policy import TokenCache
+from carto_provider.auth.cache.stores import EMPTY, CacheKey, MemoryStore, TokenStore
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.errors import CredentialsError
 
@@ -72,7 +72,7 @@ def fresh_redis(url: str) -> str:
 
 def redis_store(url: str, machine: Path, lock_timeout: float = 0.5) -> Any:
     """A Redis store as one machine sees it: its own local file store as fallback."""
-    from carto_provider.auth.redis_cache import RedisStore
+    from carto_provider.auth.cache.redis import RedisStore
 
     local = FileStore(machine / "t.json", lock_timeout=lock_timeout)
     return RedisStore(url, SECRET, fallback=local, lock_timeout=lock_timeout)
@@ -255,9 +255,9 @@ def test_the_redis_store_copies_a_fleet_token_to_this_machine(redis_url: str, tm
 HOLDER = """
 import sys, time
 from pathlib import Path
-from carto_provider.auth.cache import CacheKey
-from carto_provider.auth.cache_file import FileStore
-from carto_provider.auth.redis_cache import RedisStore
+from carto_provider.auth.cache.stores import CacheKey
+from carto_provider.auth.cache.file import FileStore
+from carto_provider.auth.cache.redis import RedisStore
 url, secret, directory = sys.argv[1:4]
 store = RedisStore(url, secret, fallback=FileStore(Path(directory) / "t.json", lock_timeout=5), lock_lease=0.6)
 with store.lock(CacheKey.of("contract", client_id="one"), blocking=True) as held:

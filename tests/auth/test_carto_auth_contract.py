@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from carto_provider.auth import CartoAuth, CredentialsError, CredentialsFileError
+from carto_provider.auth.carto_auth import CartoAuth
+from carto_provider.errors import CredentialsError, CredentialsFileError
 from tests.helpers import write_credentials
 
 #: carto-auth 0.2.0's signatures (carto_auth/auth.py), parameter names and defaults in order.
@@ -165,7 +166,7 @@ def test_dw_token_failures_are_credentials_errors(carto_emulator, tmp_path):
 
 
 def test_use_cache_false_keeps_nothing_once_the_object_is_gone(carto_emulator, tmp_path):
-    from carto_provider.auth import cache as cache_module
+    from carto_provider.auth.cache import policy as cache_module
 
     before = (len(cache_module._MEMORY), len(cache_module._THREAD_LOCKS), len(cache_module._LAST_ATTEMPT))
     credentials = write_credentials(tmp_path / "c.json", carto_emulator)

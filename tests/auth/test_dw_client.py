@@ -20,9 +20,9 @@ import pytest
 from google.auth import _helpers as google_auth_helpers
 from google.auth import exceptions as google_auth_exceptions
 
-from carto_provider.auth import dw
 from carto_provider.auth.carto_auth import CartoAuth
-from carto_provider.auth.errors import CartoAPIError
+from carto_provider.auth.dw import client as dw
+from carto_provider.errors import CartoAPIError
 from carto_provider.testing.bigquery_jobs import bigquery_settings
 from carto_provider.testing.emulator import CartoEmulator
 
@@ -243,7 +243,7 @@ def test_client_options_keep_the_callers_and_add_the_endpoint() -> None:
 
 def test_importing_the_provider_does_not_import_bigquery_or_the_emulator() -> None:
     code = (
-        "import sys, carto_provider.auth, carto_provider.auth.dw, carto_provider.hooks.carto, "
+        "import sys, carto_provider.auth, carto_provider.auth.dw.client, carto_provider.hooks.carto, "
         "carto_provider.testing.warehouse, carto_provider.testing.bigquery_sql; "
         "heavy = [m for m in ('google.cloud.bigquery', 'duckdb', 'sqlglot') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from carto_provider.auth.dw_session import BIGQUERY_CONNECT_RETRY, BigQueryEndpointError, dw_session
+from carto_provider.auth.dw._session import BIGQUERY_CONNECT_RETRY, dw_session
+from carto_provider.errors import BigQueryEndpointError
 
 
 class Listener:

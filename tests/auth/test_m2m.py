@@ -10,18 +10,22 @@ import socket
 import pytest
 import requests
 
-from carto_provider.auth import (
-    CartoAuth,
-    CredentialsConfigError,
-    CredentialsError,
-    CredentialsFileError,
-    RetryPolicy,
-)
-from carto_provider.auth.config import M2MCredentials, normalize_base_url, resolve_auth_url
-from carto_provider.auth.http import RetryableStatus, RetryAfterWait, parse_retry_after
+from carto_provider.api.retry import CartoRetryPolicy, RetryableStatus, RetryAfterWait, parse_retry_after
+from carto_provider.auth.carto_auth import CartoAuth
+from carto_provider.auth.settings import AuthSettings, M2MCredentials
+from carto_provider.errors import CredentialsConfigError, CredentialsError, CredentialsFileError
 from tests.helpers import write_credentials
 
-FAST = RetryPolicy(attempts=5, initial_wait=0.01, max_wait=0.05, max_retry_after=2.0)
+
+def resolve_auth_url(explicit: str | None = None) -> str:
+    return AuthSettings.from_environment().resolve_auth_url(explicit)
+
+
+def normalize_base_url(url: str) -> str:
+    return AuthSettings.from_environment().check_base_url(url)
+
+
+FAST = CartoRetryPolicy(attempts=5, initial_wait=0.01, max_wait=0.05, max_retry_after=2.0)
 
 
 def make_auth(emulator, tmp_path, **kwargs) -> CartoAuth:
@@ -227,7 +231,7 @@ def test_a_wrong_secret_is_refused_by_the_emulator(carto_emulator, tmp_path):
 
 def test_a_server_that_never_answers_times_out(carto_emulator, tmp_path):
     carto_emulator.add_fault("POST /oauth/token", None, delay=5, times=10)
-    policy = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.01)
+    policy = CartoRetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.01)
     with pytest.raises(CredentialsError, match="timed out"):
         make_auth(carto_emulator, tmp_path, retry_policy=policy, timeout=(2, 0.3)).get_access_token()
     assert carto_emulator.calls("POST /oauth/token") == 2

@@ -6,18 +6,17 @@ import socket
 
 import pytest
 
-from carto_provider.auth.discovery import (
-    ACCOUNTS_URL_ENV,
-    DEFAULT_ACCOUNTS_URL,
-    config_url,
-    discover_account,
-    resolve_accounts_url,
-)
-from carto_provider.auth.errors import CartoAPIError
-from carto_provider.auth.http import RetryPolicy
-from carto_provider.auth.settings import AuthSettings
+from carto_provider.api.retry import CartoRetryPolicy
+from carto_provider.auth.login.discovery import config_url, discover_account
+from carto_provider.auth.settings import ACCOUNTS_URL_ENV, DEFAULT_ACCOUNTS_URL, AuthSettings
+from carto_provider.errors import CartoAPIError
 
-FAST = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05)
+
+def resolve_accounts_url(auth_url: str) -> str:
+    return AuthSettings.from_environment().accounts_url_for(auth_url)
+
+
+FAST = CartoRetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05)
 HINT = "--api-base-url"
 
 
@@ -112,4 +111,4 @@ def test_an_unreachable_service_is_a_clear_error(carto_emulator, monkeypatch) ->
 def test_a_silent_service_times_out(carto_emulator) -> None:
     carto_emulator.set_latency("GET /config.yaml", 1.5)
     with pytest.raises(CartoAPIError, match=r"config\.yaml timed out"):
-        discover(carto_emulator, timeout=(2.0, 0.3), policy=RetryPolicy(attempts=1))
+        discover(carto_emulator, timeout=(2.0, 0.3), policy=CartoRetryPolicy(attempts=1))

@@ -13,18 +13,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from carto_provider.auth import CartoAuth, CredentialsError, LoginRequiredError
-from carto_provider.auth.login import LoginUI, code_from_paste
-from carto_provider.auth.loopback import FAILURE_PAGE, NOT_FOUND_PAGE, SUCCESS_PAGE, LoopbackListener
-from carto_provider.auth.oauth import (
-    CARTO_PUBLIC_CLIENT_ID,
-    PASTE_REDIRECT_URI,
-    LoginToken,
-    OAuthClient,
-    login_cache,
-)
-from carto_provider.auth.pkce import challenge_of, new_state, new_verifier, state_matches
+from carto_provider.auth.carto_auth import CartoAuth
+from carto_provider.auth.login._loopback import FAILURE_PAGE, NOT_FOUND_PAGE, SUCCESS_PAGE, LoopbackListener
+from carto_provider.auth.login._pkce import challenge_of, new_state, new_verifier, state_matches
+from carto_provider.auth.login.flow import LoginUI, code_from_paste
+from carto_provider.auth.login.oauth import PASTE_REDIRECT_URI, LoginToken, OAuthClient, login_cache
+from carto_provider.auth.settings import CARTO_PUBLIC_CLIENT_ID
 from carto_provider.auth.tokens import unverified_claims
+from carto_provider.errors import CredentialsError, LoginRequiredError
 from carto_provider.testing.browser import HeadlessBrowser, authorize_redirect
 from carto_provider.testing.routes.oauth import oauth_emulation
 

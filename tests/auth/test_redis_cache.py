@@ -55,9 +55,9 @@ def dead_redis_url() -> str:
 
 def make_auth(emulator: Any, cache_file: Path, redis_url: str, **cache_options: Any) -> Any:
     """A CartoAuth for the emulator's client whose cache is Redis over ``cache_file``."""
-    from carto_provider.auth import CartoAuth
-    from carto_provider.auth.cache import TokenCache
-    from carto_provider.auth.redis_cache import RedisTokenCache
+    from carto_provider.auth.cache.policy import TokenCache
+    from carto_provider.auth.cache.redis import RedisTokenCache
+    from carto_provider.auth.carto_auth import CartoAuth
 
     cache = RedisTokenCache(redis_url, emulator.client_secret, local=TokenCache(cache_file), **cache_options)
     return CartoAuth.from_values(
@@ -152,8 +152,9 @@ def test_redis_down_falls_back_to_single_flight_per_machine(carto_emulator, tmp_
 def test_redis_holds_only_an_encrypted_entry_bound_to_secret_and_key(carto_emulator, redis_url, tmp_path):
     import redis
 
-    from carto_provider.auth.cache import CacheKey
-    from carto_provider.auth.redis_cache import KEY_PREFIX, unseal
+    from carto_provider.auth.cache._seal import unseal
+    from carto_provider.auth.cache.redis import KEY_PREFIX
+    from carto_provider.auth.cache.stores import CacheKey
 
     auth = make_auth(carto_emulator, tmp_path / "a" / "t.json", redis_url)
     token = auth.get_token()
@@ -177,7 +178,7 @@ def test_redis_holds_only_an_encrypted_entry_bound_to_secret_and_key(carto_emula
 def test_undecryptable_entry_is_ignored_with_a_warning(carto_emulator, redis_url, tmp_path, caplog):
     import redis
 
-    from carto_provider.auth.redis_cache import KEY_PREFIX
+    from carto_provider.auth.cache.redis import KEY_PREFIX
 
     auth = make_auth(carto_emulator, tmp_path / "a" / "t.json", redis_url)
     redis.Redis.from_url(redis_url).set(KEY_PREFIX + auth.cache_key.id, b"\x01" + b"x" * 64)
@@ -236,7 +237,7 @@ def test_redis_down_warns_once_per_process_and_uses_local_caches(carto_emulator,
 def test_stuck_lock_holder_delays_others_at_most_lock_timeout(carto_emulator, redis_url, tmp_path, caplog):
     import redis
 
-    from carto_provider.auth.redis_cache import LOCK_PREFIX
+    from carto_provider.auth.cache.redis import LOCK_PREFIX
 
     auth = make_auth(carto_emulator, tmp_path / "a" / "t.json", redis_url, lock_timeout=0.5)
     holder = redis.Redis.from_url(redis_url).lock(LOCK_PREFIX + auth.cache_key.id, timeout=300)
@@ -254,7 +255,7 @@ def test_stuck_lock_holder_delays_others_at_most_lock_timeout(carto_emulator, re
 
 
 def test_redact_url_hides_passwords():
-    from carto_provider.auth.redis_cache import redact_url
+    from carto_provider.api.responses import redact_url
 
     assert redact_url("redis://:pw@redis:6379/1") == "redis://:***@redis:6379/1"
     assert redact_url("rediss://user:pw@host:6380/0?ssl_cert_reqs=none") == "rediss://user:***@host:6380/0"
@@ -338,9 +339,9 @@ def test_connection_test_works_with_wrong_redis_password_and_hides_it(
 def machine_main(spec: dict[str, str]) -> None:
     """Build the cache, report ready, wait for the go file, get a token, print its fingerprint."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
-    from carto_provider.auth import CartoAuth
-    from carto_provider.auth.cache import TokenCache
-    from carto_provider.auth.redis_cache import RedisTokenCache
+    from carto_provider.auth.cache.policy import TokenCache
+    from carto_provider.auth.cache.redis import RedisTokenCache
+    from carto_provider.auth.carto_auth import CartoAuth
     from carto_provider.auth.tokens import fingerprint
 
     cache = RedisTokenCache(spec["redis_url"], spec["secret"], local=TokenCache(spec["cache_file"]))

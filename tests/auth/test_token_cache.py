@@ -19,9 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from carto_provider.auth import CartoAuth, CredentialsError
-from carto_provider.auth.cache import CACHE_FORMAT, CacheKey, TokenCache
+from carto_provider.auth.cache.file import CACHE_FORMAT
+from carto_provider.auth.cache.policy import TokenCache
+from carto_provider.auth.cache.stores import CacheKey
+from carto_provider.auth.carto_auth import CartoAuth
 from carto_provider.auth.tokens import AccessToken
+from carto_provider.errors import CredentialsError
 from tests.helpers import run_burst, write_credentials
 
 
@@ -162,7 +165,7 @@ def test_files_are_private_whatever_the_umask(carto_emulator, tmp_path):
         f"""
         import os
         os.umask(0)
-        from carto_provider.auth import CartoAuth
+        from carto_provider.auth.carto_auth import CartoAuth
         CartoAuth.from_values({carto_emulator.url!r}, {carto_emulator.client_id!r},
             {carto_emulator.client_secret!r}, auth_url={carto_emulator.url!r},
             cache_filepath={str(tmp_path / "dir" / "sub" / "t.json")!r}).get_access_token()
@@ -355,7 +358,7 @@ class FakeClock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    import carto_provider.auth.cache as cache_module
+    import carto_provider.auth.cache.policy as cache_module
 
     fake = FakeClock(1_000_000.0)
     monkeypatch.setattr(cache_module, "time", fake)

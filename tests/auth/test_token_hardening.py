@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from carto_provider.auth import CartoAuth, CredentialsError, RetryPolicy
-from carto_provider.errors import CartoAPIError
+from carto_provider.api.retry import CartoRetryPolicy
+from carto_provider.auth.carto_auth import CartoAuth
+from carto_provider.errors import CartoAPIError, CredentialsError
 from tests.auth.scripted_server import Answer, Received, ScriptedServer, token_answer
 
-FAST = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02, max_retry_after=0.1)
+FAST = CartoRetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02, max_retry_after=0.1)
 SECRET = "s3cr3t-Value/with+odd=chars"
 
 
@@ -144,7 +145,7 @@ def test_an_api_redirect_is_not_followed_and_the_token_stays_home(tmp_path):
 
 
 def test_discovery_redirects_are_refused_as_credentials_errors(tmp_path):
-    from carto_provider.auth.discovery import discover_account
+    from carto_provider.auth.login.discovery import discover_account
 
     redirect = Answer(302, b"", {"Location": "https://evil.example/accounts"})
     with (

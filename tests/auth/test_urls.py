@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from carto_provider.auth import CartoAuth, CredentialsConfigError, CredentialsError
+from carto_provider.auth.carto_auth import CartoAuth
 from carto_provider.auth.urls import check_url
+from carto_provider.errors import CredentialsConfigError, CredentialsError
 
 
 @pytest.mark.parametrize(
@@ -80,7 +81,7 @@ def test_a_bad_url_in_a_credentials_file_names_the_file_and_the_rule(tmp_path):
 
 
 def test_bad_auth_and_redirect_urls_are_refused_before_any_request():
-    from carto_provider.auth.oauth import OAuthClient
+    from carto_provider.auth.login.oauth import OAuthClient
 
     with pytest.raises(CredentialsConfigError, match=r"The redirect URI .* must not carry"):
         OAuthClient.resolve(auth_url="https://auth.example", redirect_uri="http://localhost:1/cb#x")

@@ -269,7 +269,7 @@ class AirflowCluster:
         """Forget every cached CARTO token: the Redis token cache's database and each machine's files."""
         import redis
 
-        from carto_provider.auth.carto_auth import default_cache_path
+        from carto_provider.auth.settings import default_cache_path
 
         redis.Redis.from_url(self.env["AIRFLOW__CARTO__TOKEN_CACHE_REDIS_URL"]).flushdb()
         cache_dir = default_cache_path("token").parent.relative_to(Path.home())  # where under a HOME

@@ -17,8 +17,9 @@ import jsonschema
 import pytest
 from packaging.version import Version
 
+from carto_provider import get_provider_info
 from carto_provider.hooks.carto import CartoAuthHook
-from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
+from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
 
 AIRFLOW_3 = Version(airflow.__version__).major >= 3
 AIRFLOW_SCHEMAS = Path(airflow.__file__).parent

@@ -11,8 +11,8 @@ import logging
 
 import pytest
 
+from carto_provider._hook_params import DEPRECATED_EXTRAS
 from carto_provider.hooks.carto import CartoAuthHook
-from carto_provider.hooks.params import DEPRECATED_EXTRAS
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS
 from tests.connection.test_metadata import should_hide_value_for_key
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from carto_provider.auth.pkce import challenge_of, new_verifier
+from carto_provider.auth.login._pkce import challenge_of, new_verifier
 from carto_provider.testing.routes.oauth import CARTO_PUBLIC_CLIENT_ID, redirect_allowed
 
 REDIRECT = "http://localhost:10000/callback/"

@@ -1,4 +1,4 @@
-"""carto_provider.dbapi: the PEP 249 logic around the SQL runner (a recording stand-in here; the
+"""carto_provider.api.dbapi: the PEP 249 logic around the SQL runner (a recording stand-in here; the
 hook tests run it against the emulator)."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import decimal
 
 import pytest
 
-from carto_provider import dbapi
-from carto_provider.hooks.sql_api import CartoJob, QueryResult
+from carto_provider.api import dbapi
+from carto_provider.api.jobs import CartoJob
+from carto_provider.api.sql import QueryResult
 
 
 class Runner:

@@ -11,10 +11,9 @@ import os
 import pytest
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 
+from carto_provider.errors import CartoJobError, UnknownHookParameterError
 from carto_provider.hooks.carto import CartoAuthHook
 from carto_provider.hooks.dbapi import CartoBigQueryDialect, CartoDbApiHook
-from carto_provider.hooks.params import UnknownHookParameterError
-from carto_provider.hooks.sql_api import CartoJobError
 from tests.carto_jobs_support import rows
 
 TABLE = "shared.dbapi_test"

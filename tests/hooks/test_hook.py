@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from carto_provider.auth import CredentialsConfigError, CredentialsError, RetryPolicy
-from carto_provider.auth.http import DEFAULT_RETRY
+from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
 from carto_provider.auth.settings import INSECURE_HTTP_HOSTS_ENV, AuthSettings
+from carto_provider.errors import CredentialsConfigError, CredentialsError
 from carto_provider.hooks.carto import CartoAuthHook
 from tests.conftest import airflow_cli
 from tests.helpers import emulator_cli_connection
@@ -103,7 +103,7 @@ def test_the_connection_settings_read_the_environment_once(carto_connection, mon
 def test_token_requests_retry_under_the_chosen_policy_else_the_settings_token_retry(
     carto_connection, carto_emulator
 ):
-    two_tries = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02)
+    two_tries = CartoRetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02)
     assert (CartoAuthHook().retry_policy, CartoAuthHook().token_retry) == (DEFAULT_RETRY, None)
     assert CartoAuthHook(retry_policy=two_tries).token_retry == two_tries
     settings = CartoAuthHook().settings
@@ -114,7 +114,7 @@ def test_token_requests_retry_under_the_chosen_policy_else_the_settings_token_re
     assert carto_emulator.calls("POST /oauth/token") == 2
     carto_emulator.add_fault("POST /oauth/token", 503, times=1)
     with pytest.raises(CredentialsError, match="HTTP 503"):
-        CartoAuthHook._build_auth(few, DEFAULT_RETRY, 5.0, RetryPolicy(attempts=1)).get_token()
+        CartoAuthHook._build_auth(few, DEFAULT_RETRY, 5.0, CartoRetryPolicy(attempts=1)).get_token()
     assert carto_emulator.calls("POST /oauth/token") == 3
 
 

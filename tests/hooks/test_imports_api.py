@@ -1,4 +1,4 @@
-"""Imports through CartoSQLHook and the emulator's Imports API: CSV, GeoJSON, options, failures, 429."""
+"""Imports through CartoImportsHook and the emulator's Imports API: CSV, GeoJSON, options, failures, 429."""
 
 # ruff: noqa: S608 - the SQL is built from the test's own constants
 
@@ -10,10 +10,9 @@ import io
 
 import pytest
 
-from carto_provider.auth.errors import CartoAPIError
-from carto_provider.auth.http import RetryPolicy
-from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CartoJobError
+from carto_provider.api.retry import CartoRetryPolicy
+from carto_provider.errors import CartoAPIError, CartoJobError
+from carto_provider.hooks.imports import CartoImportsHook
 from carto_provider.testing.routes.imports import daily_sales_csv, imports_api, serve_file
 from carto_provider.testing.warehouse import WarehouseError
 from tests.carto_jobs_support import POLL_SECONDS, PROJECT, rows
@@ -21,13 +20,13 @@ from tests.carto_jobs_support import POLL_SECONDS, PROJECT, rows
 # Shared fixtures (pytest finds fixtures among a module's attributes).
 
 
-QUICK = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05)
+QUICK = CartoRetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05)
 DAY = dt.date(2026, 1, 15)
 
 
 @pytest.fixture
-def hook(fast_carto) -> CartoSQLHook:
-    return CartoSQLHook(retry_policy=QUICK, import_retry=RetryPolicy(attempts=30, initial_wait=0.05))
+def hook(fast_carto) -> CartoImportsHook:
+    return CartoImportsHook(retry_policy=QUICK, import_retry=CartoRetryPolicy(attempts=30, initial_wait=0.05))
 
 
 def run_import(hook, carto, path: str, table: str, **options):
@@ -134,7 +133,7 @@ def test_more_than_five_imports_at_once_are_waited_out(hook, fast_carto):
 def test_a_429_that_lasts_fails_with_carto_error(fast_carto):
     settings = imports_api(fast_carto.state).settings
     settings.duration, settings.max_concurrent, settings.retry_after = 30, 1, 0.05
-    hook = CartoSQLHook(import_retry=RetryPolicy(attempts=3, initial_wait=0.01))
+    hook = CartoImportsHook(import_retry=CartoRetryPolicy(attempts=3, initial_wait=0.01))
     url = f"{fast_carto.url}/emulator/files/stores.geojson"
     hook.create_import(url, f"{PROJECT}.shared.first")
     with pytest.raises(CartoAPIError, match="at most 1 may run at once") as info:
@@ -148,8 +147,8 @@ def test_a_429_without_retry_after_backs_off_from_30_seconds_capped():
     import httpx
     import tenacity
 
-    from carto_provider.hooks.sql import IMPORT_RETRY
-    from carto_provider.transport import RetryableStatus, RetryAfterWait
+    from carto_provider.api.retry import RetryableStatus, RetryAfterWait
+    from carto_provider.hooks.imports import IMPORT_RETRY
 
     refused = httpx.Response(429, request=httpx.Request("POST", "http://carto/v3/imports"))
     wait = RetryAfterWait(IMPORT_RETRY)
@@ -167,7 +166,9 @@ def test_a_429_without_retry_after_backs_off_from_30_seconds_capped():
 def test_a_sixth_import_without_retry_after_gets_in_once_one_ends(fast_carto):
     settings = imports_api(fast_carto.state).settings
     settings.duration, settings.retry_after = 0.5, None
-    hook = CartoSQLHook(import_retry=RetryPolicy(attempts=100, initial_wait=0.1, max_wait=0.2, budget=60))
+    hook = CartoImportsHook(
+        import_retry=CartoRetryPolicy(attempts=100, initial_wait=0.1, max_wait=0.2, budget=60)
+    )
     url = f"{fast_carto.url}/emulator/files/stores.geojson"
     jobs = [hook.create_import(url, f"{PROJECT}.shared.s_{n}") for n in range(6)]
     assert fast_carto.events("import_throttled") >= 1
@@ -177,7 +178,9 @@ def test_a_sixth_import_without_retry_after_gets_in_once_one_ends(fast_carto):
 def test_the_import_budget_bounds_a_429_that_lasts(fast_carto):
     settings = imports_api(fast_carto.state).settings
     settings.duration, settings.max_concurrent, settings.retry_after = 30, 1, None
-    hook = CartoSQLHook(import_retry=RetryPolicy(attempts=1000, initial_wait=0.05, max_wait=0.05, budget=0.5))
+    hook = CartoImportsHook(
+        import_retry=CartoRetryPolicy(attempts=1000, initial_wait=0.05, max_wait=0.05, budget=0.5)
+    )
     url = f"{fast_carto.url}/emulator/files/stores.geojson"
     hook.create_import(url, f"{PROJECT}.shared.first")
     with pytest.raises(CartoAPIError, match="at most 1 may run at once") as info:

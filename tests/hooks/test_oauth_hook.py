@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from carto_provider.auth import CartoAuth, LoginRequiredError
-from carto_provider.auth.login import LoginUI
-from carto_provider.auth.oauth import OAuthClient, login_cache
+from carto_provider.auth.carto_auth import CartoAuth
+from carto_provider.auth.login.flow import LoginUI
+from carto_provider.auth.login.oauth import OAuthClient, login_cache
+from carto_provider.errors import LoginRequiredError
 from carto_provider.hooks.carto import CartoAuthHook
 from carto_provider.testing.browser import HeadlessBrowser
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from carto_provider.auth.errors import CartoAPIError
-from carto_provider.auth.http import RetryPolicy
+from carto_provider.api.retry import CartoRetryPolicy
+from carto_provider.errors import CartoAPIError, CartoJobError, CartoJobTimeout, QueryTooLargeError
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CartoJobError, CartoJobTimeout, QueryTooLargeError
 from carto_provider.testing.routes.sql import sql_api
 from tests.carto_jobs_support import POLL_SECONDS, sql_jobs
 
 # Shared fixtures (pytest finds fixtures among a module's attributes).
 
 
-QUICK = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05)
+QUICK = CartoRetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""carto_provider.transport over loopback HTTP: retries, Retry-After, the 401 refresh, redirects."""
+"""carto_provider.api.transport over loopback HTTP: retries, Retry-After, the 401 refresh, redirects."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from carto_provider.auth.errors import CartoAPIError
+from carto_provider.api.retry import CartoRetryPolicy
+from carto_provider.api.transport import AsyncTransport, Transport, form_post
+from carto_provider.errors import CartoAPIError
+from carto_provider.hooks.api_async import CartoAPIAsyncHook
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_async import CartoSQLAsyncHook
-from carto_provider.transport import AsyncTransport, RetryPolicy, Transport, form_post
 
-QUICK = RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.02, max_retry_after=0.05)
+QUICK = CartoRetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.02, max_retry_after=0.05)
 
 
 @pytest.fixture
@@ -90,11 +91,11 @@ def test_idempotent_calls_retry_5xx_and_at_most_once_calls_do_not(carto_emulator
 def test_retry_after_is_honoured_and_capped_and_the_budget_bounds_retries(carto_emulator, emulator_token):
     transport = Transport(carto_emulator.url, tokens=lambda rejected: emulator_token)
     carto_emulator.add_fault("GET /v3/sql/jobs", 429, times=1, headers={"Retry-After": "3600"})
-    capped = RetryPolicy(attempts=3, initial_wait=5.0, max_wait=5.0, max_retry_after=0.01)
+    capped = CartoRetryPolicy(attempts=3, initial_wait=5.0, max_wait=5.0, max_retry_after=0.01)
     transport.request("GET", "/v3/sql/jobs", policy=capped)  # would take an hour uncapped
     assert carto_emulator.calls("GET /v3/sql/jobs") == 2
     carto_emulator.add_fault("GET /v3/sql/jobs", 429, times=1000)
-    budget = RetryPolicy(attempts=1000, initial_wait=0.05, max_wait=0.05, budget=0.3)
+    budget = CartoRetryPolicy(attempts=1000, initial_wait=0.05, max_wait=0.05, budget=0.3)
     with pytest.raises(CartoAPIError) as info:
         transport.request("GET", "/v3/sql/jobs", policy=budget)
     assert info.value.status == 429
@@ -124,7 +125,7 @@ def test_the_async_hook_reads_through_one_transport(carto_emulator, carto_connec
     job = CartoSQLHook().submit_job("SELECT 1")
 
     async def poll_twice() -> None:
-        hook = CartoSQLAsyncHook()
+        hook = CartoAPIAsyncHook()
         await hook.aget_job(job.job_id)
         transport = await hook.atransport()
         await hook.aget_job(job.job_id)

@@ -271,7 +271,7 @@ def test_every_env_example_setting_is_used_by_the_compose_file():
 
 
 def test_plain_http_to_a_named_host_needs_the_explicit_escape_hatch(monkeypatch):
-    from carto_provider.auth.config import INSECURE_HTTP_HOSTS_ENV, normalize_base_url
+    from carto_provider.auth.settings import INSECURE_HTTP_HOSTS_ENV, normalize_base_url
     from carto_provider.errors import CredentialsConfigError
 
     monkeypatch.delenv(INSECURE_HTTP_HOSTS_ENV, raising=False)

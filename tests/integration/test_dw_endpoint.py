@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from carto_provider.auth.dw_session import BigQueryEndpointError
+from carto_provider.errors import BigQueryEndpointError
 from carto_provider.hooks.carto import CartoAuthHook
 
 

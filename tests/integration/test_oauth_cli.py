@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from carto_provider.auth.oauth import OAuthClient, login_cache
+from carto_provider.auth.login.oauth import OAuthClient, login_cache
 from carto_provider.testing.browser import LOG_ENV, authorize_redirect, write_browser_script
 from tests.conftest import airflow_cli
 

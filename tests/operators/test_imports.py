@@ -11,7 +11,7 @@ import time
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred, redact
 
-from carto_provider.hooks.sql_api import CartoJobError
+from carto_provider.errors import CartoJobError
 from carto_provider.operators.imports import CartoImportOperator
 from carto_provider.testing.routes.imports import imports_api, serve_file
 from carto_provider.triggers.base import CartoJobTrigger

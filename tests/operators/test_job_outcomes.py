@@ -16,7 +16,8 @@ import logging
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from carto_provider.hooks.jobs import CartoJobError, CartoJobTimeout, job_from_event
+from carto_provider.api.jobs import job_from_event
+from carto_provider.errors import CartoJobError, CartoJobTimeout
 from carto_provider.operators.sql import CartoSQLOperator
 from carto_provider.testing.routes.background import WORST_CASE_WORDS
 from carto_provider.testing.routes.sql import sql_api
@@ -137,7 +138,7 @@ def test_an_error_reported_while_running_fails_at_once(fast_carto):
 
 @pytest.mark.parametrize("error", [{}, "", None])
 def test_an_empty_error_is_no_error(error):
-    from carto_provider.hooks.jobs import CartoJob
+    from carto_provider.api.jobs import CartoJob
 
     job = CartoJob.from_response("SQL job", {"jobId": "j", "status": "done", "error": error})
     assert job.error is None and job.outcome == "success"

@@ -23,8 +23,8 @@ from types import SimpleNamespace
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
+from carto_provider.api.identity import SOURCE
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.operators.identity import SOURCE
 from carto_provider.operators.sql import CartoSQLOperator
 from carto_provider.testing.routes.sql import sql_api
 from tests.carto_jobs_support import PROJECT, REPO, rows, sql_jobs

@@ -12,8 +12,8 @@ from airflow.providers.common.compat.sdk import (
     TaskDeferred,
 )
 
+from carto_provider.errors import CartoJobError
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CartoJobError
 from carto_provider.sensors.sql import CartoSQLJobSensor
 from carto_provider.testing.routes.sql import sql_api
 

@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import pytest
 
-from carto_provider.hooks.sql_api import CartoJobError, QueryTooLargeError
+from carto_provider.errors import CartoJobError, QueryTooLargeError
 from carto_provider.operators.sql import CartoQueryOperator, CartoSQLOperator
 from carto_provider.testing.routes.imports import STORES, daily_sales_csv
 from carto_provider.testing.routes.sql import sql_api

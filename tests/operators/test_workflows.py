@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from carto_provider.hooks.sql_api import CartoJobError
-from carto_provider.operators.workflows import CartoRunWorkflowOperator, workflow_call
+from carto_provider.api.workflows import workflow_call
+from carto_provider.errors import CartoJobError
+from carto_provider.operators.workflows import CartoRunWorkflowOperator
 from tests.carto_jobs_support import PROJECT, rows, sql_jobs
 
 # Shared fixtures (pytest finds fixtures among a module's attributes).
@@ -18,10 +19,10 @@ def test_the_call_is_the_one_carto_shows():
         workflow_call(
             "proj.workflows_temp.wfproc_1a2b",
             {"number_of_clusters": 2, "buffer_radius": 500, "store_type": "Supermarket"},
-        )
+        )[0]
         == "CALL `proj.workflows_temp.wfproc_1a2b`(@number_of_clusters,@buffer_radius,@store_type)"
     )
-    assert workflow_call("`carto-dw-ac-1.workflows_temp_u_1.wfproc_x`") == (
+    assert workflow_call("`carto-dw-ac-1.workflows_temp_u_1.wfproc_x`")[0] == (
         "CALL `carto-dw-ac-1.workflows_temp_u_1.wfproc_x`()"
     )
 
@@ -141,7 +142,7 @@ def test_other_warehouses_get_named_arguments_quoted_their_way(fast_carto, provi
 
 
 def test_names_that_need_quoting_are_quoted_per_warehouse():
-    from carto_provider.hooks.workflows import quote_procedure
+    from carto_provider.api.workflows import quote_procedure
 
     assert quote_procedure("my-db.workflows_temp.wfproc_1", "snowflake") == '"my-db".workflows_temp.wfproc_1'
     assert quote_procedure("my-cat.s.p", "databricks") == "`my-cat`.s.p"

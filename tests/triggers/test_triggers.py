@@ -9,15 +9,14 @@ import time
 
 import pytest
 
-from carto_provider.auth.errors import CartoAPIError, CartoError
+from carto_provider.api.jobs import job_from_event
+from carto_provider.errors import CartoAPIError, CartoError, CartoJobError, CartoJobTimeout
+from carto_provider.hooks.api_async import CartoAPIAsyncHook
+from carto_provider.hooks.imports import CartoImportsHook
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.hooks.sql_api import CartoJobError, CartoJobTimeout
-from carto_provider.hooks.sql_async import CartoSQLAsyncHook
-from carto_provider.operators.base import job_from_event
 from carto_provider.testing.routes.imports import imports_api
 from carto_provider.testing.routes.sql import sql_api
-from carto_provider.triggers.imports import CartoImportTrigger
-from carto_provider.triggers.sql import CartoSQLJobTrigger
+from carto_provider.triggers.base import CartoJobTrigger
 from tests.carto_jobs_support import POLL_SECONDS, PROJECT, assert_no_secrets
 
 # Shared fixtures (pytest finds fixtures among a module's attributes).
@@ -36,14 +35,14 @@ async def first_event(trigger):
 
 
 def test_serialisation_round_trips_without_secrets(fast_carto):
-    sql = CartoSQLJobTrigger(
+    sql = CartoJobTrigger(
         job_id="job_1", connection="carto_dw", carto_conn_id="carto_default", poll_interval=2.5, end_time=1e9
     )
     again = rebuilt(sql)
-    assert type(again) is CartoSQLJobTrigger
+    assert type(again) is CartoJobTrigger
     assert again.serialize() == sql.serialize()
-    assert sql.serialize()[0] == "carto_provider.triggers.sql.CartoSQLJobTrigger"
-    imports = CartoImportTrigger(job_id="import_1", cancel_on_kill=False)
+    assert sql.serialize()[0] == "carto_provider.triggers.base.CartoJobTrigger"
+    imports = CartoJobTrigger(job_id="import_1", cancel_on_kill=False)
     assert rebuilt(imports).serialize() == imports.serialize()
     CartoSQLHook().get_access_token()
     assert_no_secrets(json.dumps([sql.serialize(), imports.serialize()]), fast_carto)
@@ -51,9 +50,7 @@ def test_serialisation_round_trips_without_secrets(fast_carto):
 
 def test_a_job_trigger_fires_once_the_job_succeeds(fast_carto):
     job = CartoSQLHook().submit_job("SELECT 1")
-    event = asyncio.run(
-        first_event(rebuilt(CartoSQLJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS)))
-    )
+    event = asyncio.run(first_event(rebuilt(CartoJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS))))
     assert event.payload["status"] == "success"
     assert job_from_event(event.payload).job_id == job.job_id
     assert fast_carto.calls(f"GET /v3/sql/carto_dw/job/{job.job_id}") >= 2  # it saw the job running
@@ -61,7 +58,7 @@ def test_a_job_trigger_fires_once_the_job_succeeds(fast_carto):
 
 def test_a_failed_job_reaches_the_task_with_carto_error(fast_carto):
     job = CartoSQLHook().submit_job("SELECT * FROM `carto-dw-ac-emulator.shared.absent`")
-    event = asyncio.run(first_event(CartoSQLJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS)))
+    event = asyncio.run(first_event(CartoJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS)))
     assert event.payload["status"] == "failed"
     emulated = sql_api(fast_carto.state).jobs[job.job_id]
     assert emulated.error and event.payload["job"]["error"] == f"{emulated.error_code}: {emulated.error}"
@@ -70,12 +67,10 @@ def test_a_failed_job_reaches_the_task_with_carto_error(fast_carto):
 
 
 def test_an_import_trigger_fires_with_the_import_result(fast_carto):
-    job = CartoSQLHook().create_import(
+    job = CartoImportsHook().create_import(
         f"{fast_carto.url}/emulator/files/stores.geojson", f"{PROJECT}.shared.stores"
     )
-    event = asyncio.run(
-        first_event(rebuilt(CartoImportTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS)))
-    )
+    event = asyncio.run(first_event(rebuilt(CartoJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS))))
     assert event.payload["status"] == "success"
     assert event.payload["job"]["body"]["rowsImported"] == 5
     assert "url" not in event.payload["job"]["body"]
@@ -101,7 +96,7 @@ async def kill_while_running(trigger, carto, path: str) -> None:
 def test_killing_a_deferred_task_cancels_the_remote_job(fast_carto, cancel_on_kill):
     sql_api(fast_carto.state).settings.job_duration = 30
     job = CartoSQLHook().submit_job(f"CREATE TABLE `{PROJECT}.shared.killed` AS SELECT 1 AS x")
-    trigger = CartoSQLJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS, cancel_on_kill=cancel_on_kill)
+    trigger = CartoJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS, cancel_on_kill=cancel_on_kill)
     asyncio.run(kill_while_running(trigger, fast_carto, f"GET /v3/sql/carto_dw/job/{job.job_id}"))
     assert fast_carto.calls(f"DELETE /v3/sql/carto_dw/job/{job.job_id}") == int(cancel_on_kill)
     assert sql_api(fast_carto.state).jobs[job.job_id].state == ("cancelled" if cancel_on_kill else "running")
@@ -109,10 +104,10 @@ def test_killing_a_deferred_task_cancels_the_remote_job(fast_carto, cancel_on_ki
 
 def test_killing_a_deferred_import_cancels_it(fast_carto):
     imports_api(fast_carto.state).settings.duration = 30
-    job = CartoSQLHook().create_import(
+    job = CartoImportsHook().create_import(
         f"{fast_carto.url}/emulator/files/stores.geojson", f"{PROJECT}.shared.s"
     )
-    trigger = CartoImportTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS)
+    trigger = CartoJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS)
     asyncio.run(kill_while_running(trigger, fast_carto, f"GET /v3/imports/{job.job_id}"))
     assert fast_carto.calls(f"POST /v3/imports/{job.job_id}/cancel") == 1
     assert fast_carto.events("import_cancelled", job.job_id) == 1
@@ -121,7 +116,7 @@ def test_killing_a_deferred_import_cancels_it(fast_carto):
 def test_the_trigger_gives_up_at_end_time_and_cancels(fast_carto):
     sql_api(fast_carto.state).settings.job_duration = 30
     job = CartoSQLHook().submit_job("SELECT 1")
-    trigger = CartoSQLJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS, end_time=time.time() + 0.3)
+    trigger = CartoJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS, end_time=time.time() + 0.3)
     event = asyncio.run(first_event(trigger))
     assert event.payload["status"] == "timeout"
     assert "has been cancelled" in event.payload["message"]
@@ -131,7 +126,7 @@ def test_the_trigger_gives_up_at_end_time_and_cancels(fast_carto):
 
 
 def test_an_unknown_job_gives_an_error_event(fast_carto):
-    event = asyncio.run(first_event(CartoSQLJobTrigger(job_id="job_nope", poll_interval=POLL_SECONDS)))
+    event = asyncio.run(first_event(CartoJobTrigger(job_id="job_nope", poll_interval=POLL_SECONDS)))
     assert event.payload["status"] == "error"
     assert "Job not found: job_nope" in event.payload["message"]
     with pytest.raises(CartoError, match="Lost track of CARTO job 'job_nope'"):
@@ -143,7 +138,7 @@ def test_async_hook_refreshes_a_refused_token_once(fast_carto):
     fast_carto.revoke(CartoSQLHook().get_access_token())
 
     async def read():
-        return await CartoSQLAsyncHook().get_job(job.job_id)
+        return await CartoAPIAsyncHook().get_job(job.job_id)
 
     assert asyncio.run(read()).job_id == job.job_id
     assert fast_carto.token_requests() == 2
@@ -151,12 +146,12 @@ def test_async_hook_refreshes_a_refused_token_once(fast_carto):
 
 
 def test_async_hook_retries_transient_failures_and_reports_the_rest(fast_carto):
-    from carto_provider.auth.http import RetryPolicy
+    from carto_provider.api.retry import CartoRetryPolicy
 
     job = CartoSQLHook().submit_job("SELECT 1")
     path = f"GET /v3/sql/carto_dw/job/{job.job_id}"
     fast_carto.add_fault(path, 503, times=2, headers={"Retry-After": "0"})
-    hook = CartoSQLAsyncHook(retry_policy=RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.02))
+    hook = CartoAPIAsyncHook(retry_policy=CartoRetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.02))
     assert asyncio.run(hook.get_job(job.job_id)).job_id == job.job_id
     assert fast_carto.calls(path) == 3
     fast_carto.add_fault(path, 403, body={"error": "Forbidden: not your job"})

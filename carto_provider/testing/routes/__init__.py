@@ -1,11 +1,13 @@
 """The emulator's HTTP routes, one module per CARTO API area.
 
 Each module exposes ``router`` (a FastAPI ``APIRouter``); :data:`ROUTER_MODULES` lists them in the
-order they are mounted. Routes reach the shared state through :func:`state_of`.
+order they are mounted: the ones below first, then any other module of this folder (a new CARTO API's
+routes are found without being listed). Routes reach the shared state through :func:`state_of`.
 """
 
 from __future__ import annotations
 
+import pkgutil
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -21,6 +23,11 @@ ROUTER_MODULES: list[str] = [
     "carto_provider.testing.routes.sql",
     "carto_provider.testing.routes.imports",
 ]
+ROUTER_MODULES += sorted(
+    f"{__name__}.{module.name}"
+    for module in pkgutil.iter_modules(__path__)
+    if module.name not in ("common", "background") and f"{__name__}.{module.name}" not in ROUTER_MODULES
+)
 
 
 def state_of(request: Request) -> EmulatorState:

@@ -3,7 +3,7 @@
 It owns what every call needs and nothing else, so the rules live in one place:
 
 * **Timeouts** on every request: ``(connect, read)`` seconds.
-* **Retries**, as :mod:`carto_provider.retry` decides them (idempotent calls on any transient
+* **Retries**, as :mod:`carto_provider.api.retry` decides them (idempotent calls on any transient
   failure, at-most-once calls only when CARTO refused them; ``Retry-After`` honoured, capped), with
   the one tenacity configuration shared by :class:`Transport` and :class:`AsyncTransport`.
 * **The single 401 refresh**: a call carrying a bearer token that answers 401 asks the token source
@@ -35,46 +35,20 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import tenacity
 
-from carto_provider import __version__
-from carto_provider.errors import CartoAPIError
-from carto_provider.retry import (
+from carto_provider._version import __version__
+from carto_provider.api.responses import UNREACHABLE_HINT, api_error, redact_url, response_json
+from carto_provider.api.retry import (
     DEFAULT_RETRY,
     REFUSED_STATUS,
     RETRYABLE_STATUS,
+    CartoRetryPolicy,
     RetryableStatus,
-    RetryAfterWait,
-    RetryPolicy,
-    parse_retry_after,
-    retried_errors,
     retry_arguments,
-    retryable_response,
 )
-
-__all__ = [
-    "DEFAULT_RETRY",
-    "DEFAULT_TIMEOUT",
-    "REFUSED_STATUS",
-    "RETRYABLE_STATUS",
-    "USER_AGENT",
-    "AsyncTransport",
-    "RetryAfterWait",
-    "RetryPolicy",
-    "RetryableStatus",
-    "Transport",
-    "api_error",
-    "error_fields",
-    "form_post",
-    "parse_retry_after",
-    "redact_url",
-    "response_json",
-    "retried_errors",
-    "retry_arguments",
-    "retryable_response",
-]
+from carto_provider.errors import CartoAPIError
 
 if TYPE_CHECKING:
     import httpx
@@ -84,78 +58,10 @@ log = logging.getLogger(__name__)
 #: (connect, read) seconds. CARTO's synchronous APIs give up after one minute themselves.
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
 USER_AGENT = f"airflow-provider-carto/{__version__}"
-UNREACHABLE_HINT = "Check the API base URL and the network."
 
 Timeout = float | tuple[float, float]
 #: Given the token value a server just refused (or None), returns a token value to send.
 TokenSource = Callable[[str | None], str]
-
-
-def redact_url(url: str) -> str:
-    """The URL without query string or fragment (CARTO examples put tokens in ``access_token=``)."""
-    parts = urlsplit(str(url))
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-# ---------------------------------------------------------------------------------------------- errors
-
-
-def error_fields(response: Any) -> tuple[str | None, str | None]:
-    """CARTO's ``error`` and a description (``error_description``, ``description``, ``message``)
-    from a JSON error body; an error object ``{code, msg}`` gives ``"code: msg"``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None
-    if not isinstance(body, dict):
-        return None, None
-    error = body.get("error")
-    if isinstance(error, dict):
-        error = ": ".join(str(error[k]) for k in ("code", "msg", "message") if error.get(k)) or None
-    description = body.get("error_description") or body.get("description") or body.get("message")
-    return (
-        str(error) if error is not None else None,
-        str(description) if description is not None else None,
-    )
-
-
-def api_error(response: Any, *, api_base_url: str) -> CartoAPIError:
-    """A CartoAPIError with CARTO's ``error`` text, the status and what to check (httpx or requests)."""
-
-    error, description = error_fields(response)
-    reason = getattr(response, "reason_phrase", None) or getattr(response, "reason", None)
-    detail = ": ".join(x for x in (error, description) if x) or (reason or "no error body")
-    url = redact_url(str(response.url or ""))
-    status = response.status_code
-    hints = {
-        401: f" The API at {api_base_url} refused the token: check that the API base URL is your "
-        "account's region (CARTO Workspace > Developers).",
-        403: " The user behind these credentials lacks permission for this resource.",
-        404: " Check the API base URL and the resource name.",
-    }
-    method = response.request.method if response.request is not None else ""
-    return CartoAPIError(
-        f"CARTO API {method} {url} failed (HTTP {status}: {detail}).{hints.get(status, '')}",
-        status=status,
-        error=error or description,
-        url=url,
-    )
-
-
-def response_json(response: Any) -> Any:
-    """The JSON body of a response (``{}`` when empty), or a clear error."""
-
-    if not response.content:
-        return {}
-    try:
-        return response.json()
-    except ValueError:
-        method = getattr(getattr(response, "request", None), "method", "")
-        raise CartoAPIError(
-            f"CARTO answered {method} {redact_url(str(response.url))} with HTTP {response.status_code} "
-            "but no JSON.",
-            status=response.status_code,
-        ) from None
 
 
 # ---------------------------------------------------------------------------------------------- transports
@@ -189,7 +95,7 @@ class _Base:
         base_url: str,
         *,
         tokens: TokenSource | None = None,
-        policy: RetryPolicy = DEFAULT_RETRY,
+        policy: CartoRetryPolicy = DEFAULT_RETRY,
         timeout: Timeout = DEFAULT_TIMEOUT,
         unreachable_hint: str = UNREACHABLE_HINT,
     ) -> None:
@@ -264,9 +170,11 @@ class _Base:
                 )
             raise CartoAPIError(message, url=redact_url(call.url)) from None
 
-    def _finish(self, response: httpx.Response, raise_for_status: bool) -> httpx.Response:
-        if raise_for_status and response.status_code >= 400:
-            raise api_error(response, api_base_url=self.base_url)
+    def _finish(
+        self, response: httpx.Response, raise_for_status: bool, tokens_sent: list[str]
+    ) -> httpx.Response:
+        if raise_for_status and response.status_code >= 300:
+            raise api_error(response, api_base_url=self.base_url, secrets=tokens_sent)
         return response
 
 
@@ -304,8 +212,9 @@ class Transport(_Base):
         """Send a request; return the final response, or raise CartoAPIError (see the module doc).
 
         ``options``: ``at_most_once`` (False), ``authorize`` (True: a bearer token from ``tokens``),
-        ``raise_for_status`` (True), ``policy`` and ``timeout`` (this transport's by default); the
-        rest go to ``httpx.Client.request`` (``json``, ``data``, ``params``, ``headers``).
+        ``raise_for_status`` (True: an answer of 300 or more raises), ``policy`` and ``timeout``
+        (this transport's by default); the rest go to ``httpx.Client.request`` (``json``, ``data``,
+        ``params``, ``headers``).
         """
         call = self._call(method, path, options)
         retrying = tenacity.Retrying(**call.retry)
@@ -315,12 +224,16 @@ class Transport(_Base):
                 lambda: self._checked(self._http().request(**call.request(token)), call.at_most_once)
             )
 
+        sent: list[str] = []
         with self._no_answer_as_api_error(call):
             token = self.tokens(None) if call.authorize and self.tokens else None
+            sent += [token] if token else []
             response = send(token)
             if response.status_code == 401 and token is not None and self.tokens is not None:
-                response = send(self.tokens(token))
-        return self._finish(response, call.raise_for_status)
+                token = self.tokens(token)
+                sent.append(token)
+                response = send(token)
+        return self._finish(response, call.raise_for_status, sent)
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`request`, then the JSON body (``{}`` when empty)."""
@@ -367,12 +280,16 @@ class AsyncTransport(_Base):
         async def attempt(token: str | None) -> httpx.Response:
             return self._checked(await self._http().request(**call.request(token)), call.at_most_once)
 
+        sent: list[str] = []
         with self._no_answer_as_api_error(call):
             token = await self._token(None) if call.authorize else None
+            sent += [token] if token else []
             response: httpx.Response = await retrying(attempt, token)
             if response.status_code == 401 and token is not None:
-                response = await retrying(attempt, await self._token(token))
-        return self._finish(response, call.raise_for_status)
+                token = await self._token(token)
+                sent += [token] if token else []
+                response = await retrying(attempt, token)
+        return self._finish(response, call.raise_for_status, sent)
 
     async def arequest_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`arequest`, then the JSON body (``{}`` when empty)."""
@@ -383,7 +300,7 @@ def form_post(
     url: str,
     data: Mapping[str, str],
     *,
-    policy: RetryPolicy = DEFAULT_RETRY,
+    policy: CartoRetryPolicy = DEFAULT_RETRY,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> httpx.Response:
     """One form POST without a token and without following redirects (e.g. an OAuth token request),

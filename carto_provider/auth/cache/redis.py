@@ -32,13 +32,11 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
-from carto_provider.auth.cache import CacheKey, TokenCache
-from carto_provider.auth.redis_seal import ENTRY_VERSION as ENTRY_VERSION
-from carto_provider.auth.redis_seal import SharedEntry, seal, seal_failure, unseal, unseal_failure
-from carto_provider.auth.redis_seal import derive_key as derive_key
-from carto_provider.auth.stores import StoredEntry, TokenStore
+from carto_provider.api.responses import redact_url
+from carto_provider.auth.cache._seal import SharedEntry, seal, seal_failure, unseal, unseal_failure
+from carto_provider.auth.cache.policy import TokenCache
+from carto_provider.auth.cache.stores import CacheKey, StoredEntry, TokenStore
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.errors import CredentialsConfigError
 
@@ -69,18 +67,6 @@ _STATE_LOCK = threading.Lock()
 RETRY_UNAVAILABLE_AFTER = 10.0
 #: URLs (never logged) this process found unavailable, and until when it goes on without them.
 _UNAVAILABLE: dict[str, float] = {}
-
-
-def redact_url(url: str) -> str:
-    """``url`` for logs and messages: the password replaced by ``***``, no query string."""
-    parts = urlsplit(url.strip())
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, hostport = netloc.rsplit("@", 1)
-        user, has_password, _ = userinfo.partition(":")
-        # A lone "redis://word@host" is often meant as the password: hide it too.
-        netloc = f"{user}:***@{hostport}" if has_password else f"***@{hostport}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _redis_module() -> Any:

@@ -5,7 +5,7 @@ google-cloud-bigquery passes ``timeout=None`` (wait forever) for some calls, and
 errors for up to ten minutes without a word; pointed at the wrong endpoint (e.g. Google's, from a
 machine that only reaches the CARTO emulator) a task hung for minutes. Here every request gets
 :data:`BIGQUERY_TIMEOUT` unless the caller set one, a connection that cannot be set up is retried
-under :data:`BIGQUERY_CONNECT_RETRY` (the package's one retry configuration, :mod:`carto_provider.retry`),
+under :data:`BIGQUERY_CONNECT_RETRY` (the package's one retry configuration, :mod:`carto_provider.api.retry`),
 then fails with :class:`BigQueryEndpointError` naming the endpoint (not one of the errors BigQuery's
 own retry repeats), and so does a read timeout, at once.
 """
@@ -15,19 +15,15 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from carto_provider.errors import CartoAPIError
-from carto_provider.retry import RetryPolicy, retry_arguments
+from carto_provider.api.retry import CartoRetryPolicy, retry_arguments
+from carto_provider.errors import BigQueryEndpointError
 
 #: (connect, read) seconds of a BigQuery call that did not set its own timeout.
 BIGQUERY_TIMEOUT: tuple[float, float] = (10.0, 120.0)
 #: Connection failures are tried again this way before the endpoint is reported unreachable.
-BIGQUERY_CONNECT_RETRY = RetryPolicy(attempts=3, initial_wait=0.5, max_wait=1.0)
+BIGQUERY_CONNECT_RETRY = CartoRetryPolicy(attempts=3, initial_wait=0.5, max_wait=1.0)
 CONNECT_ATTEMPTS = BIGQUERY_CONNECT_RETRY.attempts
 GOOGLE_BIGQUERY_ENDPOINT = "https://bigquery.googleapis.com"
-
-
-class BigQueryEndpointError(CartoAPIError):
-    """The BigQuery endpoint of the CARTO Data Warehouse client could not be reached or did not answer."""
 
 
 def _hint(endpoint: str) -> str:

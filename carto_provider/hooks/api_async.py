@@ -1,10 +1,10 @@
-"""``CartoSQLAsyncHook``: the async twin of :class:`~carto_provider.hooks.sql.CartoSQLHook` for triggers.
+"""``CartoAPIAsyncHook``: the async twin of :class:`~carto_provider.hooks.api.CartoAPIHook` for triggers.
 
 Nothing here blocks the event loop: the connection comes from ``get_async_connection`` and
 ``get_async_extra_dejson`` (safe on Airflow 2.11 and 3.x loops), tokens come from the same shared
 cache as every task (file or Redis I/O, so it runs in a worker thread, where Airflow's ``mask_secret``
-is safe too), and HTTP goes through :class:`~carto_provider.transport.AsyncTransport` (one
-``httpx.AsyncClient`` per hook, i.e. per trigger run; :meth:`CartoSQLAsyncHook.aclose` closes it).
+is safe too), and HTTP goes through :class:`~carto_provider.api.transport.AsyncTransport` (one
+``httpx.AsyncClient`` per hook, i.e. per trigger run; :meth:`CartoAPIAsyncHook.aclose` closes it).
 Only idempotent calls live here (reading and cancelling jobs and imports), so every transient failure
 is retried, and a 401 refreshes the token once and retries once.
 """
@@ -14,16 +14,16 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from carto_provider.api.jobs import IMPORT, SQL_JOB, CartoJob, JobKind, kind_of
+from carto_provider.api.sql import CARTO_DW
+from carto_provider.api.transport import AsyncTransport
 from carto_provider.hooks.carto import CartoAuthHook, CartoConnectionSettings
-from carto_provider.hooks.jobs import IMPORT, SQL_JOB, CartoJob, JobKind, kind_of
-from carto_provider.hooks.sql_api import CARTO_DW
-from carto_provider.transport import AsyncTransport
 
 if TYPE_CHECKING:
     from carto_provider.auth.carto_auth import CartoAuth
 
 
-class CartoSQLAsyncHook(CartoAuthHook):
+class CartoAPIAsyncHook(CartoAuthHook):
     """Reads and cancels CARTO SQL jobs and imports without blocking the event loop.
 
     :param carto_conn_id: the Airflow connection (type ``carto``).
@@ -66,15 +66,9 @@ class CartoSQLAsyncHook(CartoAuthHook):
         return conn, await get_async_extra_dejson(conn)
 
     async def atransport(self) -> AsyncTransport:
-        """This hook's one async HTTP transport, with the connection's tokens."""
+        """This hook's async HTTP transport (:meth:`CartoAuth.api_async_transport`), opened once."""
         if self._atransport is None:
-            auth = await self.aget_auth()
-            self._atransport = AsyncTransport(
-                auth.get_api_base_url(),
-                tokens=lambda rejected: auth.get_token(rejected=rejected).value,
-                policy=self.retry_policy,
-                timeout=self.timeout,
-            )
+            self._atransport = (await self.aget_auth()).api_async_transport()
         return self._atransport
 
     async def aclose(self) -> None:
@@ -92,7 +86,7 @@ class CartoSQLAsyncHook(CartoAuthHook):
     # ------------------------------------------------------------------ jobs and imports
 
     async def aget(self, kind: str | JobKind, job_id: str, *, connection: str | None = None) -> CartoJob:
-        """The job's current state (as ``CartoSQLHook.get``)."""
+        """The job's current state (as ``CartoAPIHook.get``)."""
         kind = kind_of(kind)
         body = await self.arequest("GET", kind.status_path(job_id, connection or CARTO_DW))
         return CartoJob.from_response(kind, body, connection=connection, job_id=job_id)
@@ -119,9 +113,3 @@ class CartoSQLAsyncHook(CartoAuthHook):
     async def acancel_import(self, job_id: str) -> CartoJob:
         """Cancel the import."""
         return await self.acancel(IMPORT, job_id)
-
-    # The names before async methods took the ``a`` prefix (deprecated).
-    get_job = aget_job
-    cancel_job = acancel_job
-    get_import = aget_import
-    cancel_import = acancel_import

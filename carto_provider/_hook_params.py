@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from carto_provider.errors import ConfigurationError
+from carto_provider.errors import UnknownHookParameterError
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS
 
 #: Extras renamed in 1.0 (old name -> new name), read until 2.0 with a ``DeprecationWarning``. Airflow's
@@ -49,10 +49,6 @@ def renamed_extras(conn_id: str, extra: Mapping[str, Any]) -> dict[str, Any]:
             stacklevel=3,
         )
     return extra
-
-
-class UnknownHookParameterError(ConfigurationError, TypeError):
-    """A hook was given a keyword argument it does not know (a ``TypeError``, as Python would raise)."""
 
 
 @dataclass

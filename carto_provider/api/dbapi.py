@@ -22,7 +22,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from carto_provider.hooks.sql_api import CartoJob, QueryResult
+from carto_provider.api.jobs import CartoJob
+from carto_provider.api.sql import QueryResult
 
 apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections
@@ -147,7 +148,7 @@ class Connection:
         self.closed = False
 
     def __repr__(self) -> str:
-        return f"carto_provider.dbapi.Connection(carto_connection={self.carto_connection!r})"
+        return f"carto_provider.api.dbapi.Connection(carto_connection={self.carto_connection!r})"
 
     def cursor(self) -> Cursor:
         """A new cursor."""

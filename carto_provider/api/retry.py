@@ -4,11 +4,11 @@ An *idempotent* call (reads, cancellations, token requests) is retried on any tr
 connection errors, timeouts, 429 and 5xx. An *at-most-once* call (creating a job or an import,
 running a query) is retried only when CARTO certainly did not act on it: the connection could not
 be set up, or CARTO refused the request (429, 503). A server's ``Retry-After`` is honoured up to
-:attr:`RetryPolicy.max_retry_after`; otherwise waits grow exponentially from
-:attr:`RetryPolicy.initial_wait` up to :attr:`RetryPolicy.max_wait`, within an optional
-:attr:`RetryPolicy.budget`. :func:`retry_arguments` gives the keyword arguments of both
+:attr:`CartoRetryPolicy.max_retry_after`; otherwise waits grow exponentially from
+:attr:`CartoRetryPolicy.initial_wait` up to :attr:`CartoRetryPolicy.max_wait`, within an optional
+:attr:`CartoRetryPolicy.budget`. :func:`retry_arguments` gives the keyword arguments of both
 ``tenacity.Retrying`` and ``tenacity.AsyncRetrying``, as the Databricks provider shares its
-``retry_args``. Used by :mod:`carto_provider.transport`; no Airflow, no I/O.
+``retry_args``. Used by :mod:`carto_provider.api.transport`; no Airflow, no I/O.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ REFUSED_STATUS = frozenset({429, 503})
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class CartoRetryPolicy:
     """How transient failures are retried.
 
     ``attempts`` counts every try (5 means 1 call plus up to 4 retries); waits grow from
@@ -47,11 +47,13 @@ class RetryPolicy:
     budget: float | None = None
 
 
-DEFAULT_RETRY = RetryPolicy()
+DEFAULT_RETRY = CartoRetryPolicy()
 #: Token requests under the default policy: a task cannot do anything without a token, so it waits out
 #: a short outage of CARTO's auth server (e.g. 20 s of 503 during a deploy) instead of failing. Waits
 #: grow 0.5, 1, 2, 4, 8, then 10 s apart, within 90 s in all.
-TOKEN_RETRY = RetryPolicy(attempts=12, initial_wait=0.5, max_wait=10.0, max_retry_after=60.0, budget=90.0)
+TOKEN_RETRY = CartoRetryPolicy(
+    attempts=12, initial_wait=0.5, max_wait=10.0, max_retry_after=60.0, budget=90.0
+)
 
 
 class RetryableStatus(Exception):
@@ -89,7 +91,7 @@ class RetryAfterWait(tenacity.wait.wait_base):
 
     def __init__(
         self,
-        policy: RetryPolicy,
+        policy: CartoRetryPolicy,
         response_of: Callable[[tenacity.RetryCallState], Any] = retryable_response,
     ) -> None:
         self.policy = policy
@@ -117,7 +119,7 @@ def retried_errors(*, at_most_once: bool) -> tuple[type[BaseException], ...]:
 
 
 def retry_arguments(
-    policy: RetryPolicy,
+    policy: CartoRetryPolicy,
     *,
     at_most_once: bool,
     label: str,
@@ -128,7 +130,7 @@ def retry_arguments(
     The last answer of a persisting retryable status is returned (not raised), so the caller reports
     the server's own error body. ``errors`` replaces httpx's transport errors (:func:`retried_errors`)
     for a caller on another HTTP library (``requests`` where ``google-auth`` needs it): raise
-    :class:`RetryableStatus` for a status worth another try, as :mod:`carto_provider.transport` does.
+    :class:`RetryableStatus` for a status worth another try, as :mod:`carto_provider.api.transport` does.
     """
     stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(max(1, policy.attempts))
     if policy.budget is not None:

@@ -25,8 +25,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from carto_provider.auth.errors import CredentialsError
 from carto_provider.auth.urls import is_loopback_host
+from carto_provider.errors import CredentialsError
 
 #: Receives the callback's query parameters; returns True (accepted: success page, flow ends), False
 #: (this login's callback, but a failure: failure page, flow ends) or None (not this login's: ignored).

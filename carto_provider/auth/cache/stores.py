@@ -1,26 +1,53 @@
-"""Where cached tokens live: the storage half of the token cache, under :class:`~.cache.TokenCache`'s policy.
+"""Where cached tokens live: the storage half of the token cache, under :class:`~.policy.TokenCache`'s policy.
 
-A store keeps, per :class:`~.cache.CacheKey`, one :class:`StoredEntry` (the token, the last advisory
+A store keeps, per :class:`CacheKey`, one :class:`StoredEntry` (the token, the last advisory
 refresh attempt, the last failed fetch) and offers a per-key lock for single flight across processes.
 It decides nothing about freshness: that is the policy's job. Three stores share this contract:
-:class:`~.cache_file.FileStore` (one private file per user and machine), :class:`MemoryStore` (one
-object's tokens, ``use_cache=False``) and :class:`~.redis_cache.RedisStore` (a fleet, over Redis).
+:class:`~.file.FileStore` (one private file per user and machine), :class:`MemoryStore` (one
+object's tokens, ``use_cache=False``) and :class:`~.redis.RedisStore` (a fleet, over Redis).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from carto_provider.auth.tokens import AccessToken
 
-if TYPE_CHECKING:
-    from carto_provider.auth.cache import CacheKey
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Identifies one token: every field that changes what the auth server would return.
+
+    ``fields`` are stored (hashed) in the key; ``label`` is a human description for logs and
+    ``carto-provider status`` and must not contain secrets.
+    """
+
+    fields: tuple[tuple[str, str], ...]
+    label: str
+
+    @classmethod
+    def of(cls, label: str, **fields: str | None) -> CacheKey:
+        """Build a key from keyword fields (None values are kept as empty strings)."""
+        return cls(tuple(sorted((k, v or "") for k, v in fields.items())), label)
+
+    @functools.cached_property
+    def id(self) -> str:  # cached: it is on every get_access_token() call
+        """The SHA-256 of the fields: the entry's name in a store."""
+        return hashlib.sha256(json.dumps(self.fields).encode("utf-8")).hexdigest()
+
+
+def secret_digest(secret: str) -> str:
+    """A one-way digest of a client secret, so a changed secret gets its own cache entry."""
+    return hashlib.sha256(b"carto-provider-secret:" + secret.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from carto_provider.errors import CartoError
-from carto_provider.hooks.sql_api import CARTO_DW, import_path, job_path
+from carto_provider.api.imports import import_path
+from carto_provider.api.sql import CARTO_DW, job_path
+from carto_provider.errors import CartoError, CartoJobError, CartoJobTimeout
 
 log = logging.getLogger(__name__)
 
@@ -223,18 +224,6 @@ class CartoJob:
             detail = f": {self.error}" if self.error else ""
             raise CartoJobError(f"{self.describe()} was cancelled (status {self.status!r}){detail}", job=self)
         return self
-
-
-class CartoJobError(CartoError):
-    """A CARTO SQL job or import ended in failure or was cancelled; ``job`` is its last state."""
-
-    def __init__(self, message: str, *, job: CartoJob) -> None:
-        super().__init__(message)
-        self.job = job
-
-
-class CartoJobTimeout(CartoError):
-    """A job did not finish in the time allowed (it has been cancelled when so asked)."""
 
 
 # ---------------------------------------------------------------------------------------------- waiting

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from carto_provider.auth.carto_auth import CartoAuth
-from carto_provider.auth.oauth import LoginToken, OAuthClient, login_cache, login_command
+from carto_provider.auth.login.oauth import LoginToken, OAuthClient, login_cache, login_command
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.errors import LoginRequiredError
 

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, TokenCache
-from carto_provider.auth.discovery import discover_account
-from carto_provider.auth.errors import CredentialsError, LoginRequiredError
-from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
-from carto_provider.auth.loopback import LoopbackListener
-from carto_provider.auth.oauth import (
+from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
+from carto_provider.api.transport import DEFAULT_TIMEOUT
+from carto_provider.auth.cache.policy import DEFAULT_LOCK_TIMEOUT, TokenCache
+from carto_provider.auth.login._loopback import LoopbackListener
+from carto_provider.auth.login._pkce import challenge_of, new_state, new_verifier, state_matches
+from carto_provider.auth.login.discovery import discover_account
+from carto_provider.auth.login.oauth import (
     LoginInfo,
     LoginToken,
     OAuthClient,
@@ -38,9 +39,9 @@ from carto_provider.auth.oauth import (
     login_cache,
     login_command,
 )
-from carto_provider.auth.pkce import challenge_of, new_state, new_verifier, state_matches
 from carto_provider.auth.settings import AuthSettings
 from carto_provider.auth.tokens import AccessToken, unverified_claims
+from carto_provider.errors import CredentialsError, LoginRequiredError
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ def _login_info(
     token: AccessToken,
     client: OAuthClient,
     api_base_url: str | None,
-    policy: RetryPolicy,
+    policy: CartoRetryPolicy,
     timeout: float | tuple[float, float],
 ) -> LoginInfo:
     claims = unverified_claims(token.value)
@@ -207,7 +208,7 @@ def interactive_login(
     api_base_url: str | None = None,
     open_browser: bool = True,
     ui: LoginUI | None = None,
-    policy: RetryPolicy = DEFAULT_RETRY,
+    policy: CartoRetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> LoginToken:
     """Log the user in and return the token with its :class:`LoginInfo` (not cached: the caller does)."""
@@ -275,7 +276,7 @@ def oauth_parts(
     given: AccessToken | None = None,
     login_ui: LoginUI | None = None,
     lock_timeout: float | None = None,
-    retry_policy: RetryPolicy = DEFAULT_RETRY,
+    retry_policy: CartoRetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
     settings: AuthSettings | None = None,
     **common: Any,

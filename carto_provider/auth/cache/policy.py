@@ -23,29 +23,20 @@ decide nothing of this; see :mod:`.stores`.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from carto_provider.auth.cache_file import CACHE_FORMAT as CACHE_FORMAT
-from carto_provider.auth.cache_file import CACHE_VERSION as CACHE_VERSION
-from carto_provider.auth.cache_file import FileStore
-from carto_provider.auth.stores import MemoryStore, StoredEntry
-from carto_provider.auth.stores import TokenStore as TokenStore
+from carto_provider.auth.cache.file import FileStore
+from carto_provider.auth.cache.stores import CacheKey, MemoryStore, StoredEntry, TokenStore
 from carto_provider.auth.tokens import MIN_ADVISORY_INTERVAL, AccessToken
 from carto_provider.errors import CartoError, CredentialsError
 
 log = logging.getLogger(__name__)
 
-#: Not carto-auth's ``~/.carto-auth``: the two libraries never touch each other's files.
-DEFAULT_CACHE_DIR = "~/.carto-provider"
 #: Longer than the worst token fetch (timeouts plus retries), short enough not to hang a task.
 DEFAULT_LOCK_TIMEOUT = 60.0
 
@@ -58,33 +49,6 @@ _MEMORY: dict[tuple[str, str], AccessToken] = {}
 _LAST_ATTEMPT: dict[tuple[str, str], float] = {}
 _THREAD_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _FAILURES: dict[tuple[str, str], tuple[float, str]] = {}  # the last failed fetch: (when, message)
-
-
-@dataclass(frozen=True)
-class CacheKey:
-    """Identifies one token: every field that changes what the auth server would return.
-
-    ``fields`` are stored (hashed) in the key; ``label`` is a human description for logs and
-    ``carto-provider status`` and must not contain secrets.
-    """
-
-    fields: tuple[tuple[str, str], ...]
-    label: str
-
-    @classmethod
-    def of(cls, label: str, **fields: str | None) -> CacheKey:
-        """Build a key from keyword fields (None values are kept as empty strings)."""
-        return cls(tuple(sorted((k, v or "") for k, v in fields.items())), label)
-
-    @functools.cached_property
-    def id(self) -> str:  # cached: it is on every get_access_token() call
-        """The SHA-256 of the fields: the entry's name in a store."""
-        return hashlib.sha256(json.dumps(self.fields).encode("utf-8")).hexdigest()
-
-
-def secret_digest(secret: str) -> str:
-    """A one-way digest of a client secret, so a changed secret gets its own cache entry."""
-    return hashlib.sha256(b"carto-provider-secret:" + secret.encode("utf-8")).hexdigest()
 
 
 def _usable(token: AccessToken, now: float, min_ttl: float, rejected: str | None) -> bool:

@@ -1,7 +1,7 @@
-"""CARTO's SQL API and Imports API as data: paths, request bodies and query results.
+"""CARTO's SQL API as data: paths, request bodies and query results.
 
-No I/O and no Airflow here. What jobs and imports are and how their outcome is read lives in
-:mod:`carto_provider.hooks.jobs` (its names are still importable from here).
+No I/O and no Airflow here. What jobs are and how their outcome is read lives in
+:mod:`carto_provider.api.jobs`.
 """
 
 from __future__ import annotations
@@ -38,12 +38,6 @@ def job_path(connection: str, job_id: str | None = None) -> str:
     return sql_path(connection, "job", *([job_id] if job_id else []))
 
 
-def import_path(job_id: str | None = None, action: str | None = None) -> str:
-    """``/v3/imports[/{jobId}[/{action}]]``."""
-    parts = [quote(str(p), safe="") for p in (job_id, action) if p]
-    return "/".join(["/v3/imports", *parts])
-
-
 # ---------------------------------------------------------------------------------------------- bodies
 
 
@@ -62,42 +56,6 @@ def job_body(
     body = _with_parameters({"query": _sql_text(sql)}, query_parameters)
     if metadata:
         body["metadata"] = dict(metadata)
-    return body
-
-
-def import_body(
-    *,
-    url: str,
-    destination: str,
-    connection: str = CARTO_DW,
-    overwrite: bool = False,
-    autoguessing: bool = True,
-    schema: Sequence[Mapping[str, str]] | None = None,
-) -> dict[str, Any]:
-    """The body of ``POST /v3/imports``.
-
-    ``schema`` (columns ``{"name", "type"}``, as ``POST /v3/imports/preview`` returns them) is only
-    honoured by CARTO with ``autoguessing`` off (CARTO docs), so giving both is refused here.
-    """
-    for name, value in (("url", url), ("destination", destination), ("connection", connection)):
-        if not value or not str(value).strip():
-            raise ValueError(f"A CARTO import needs a {name}.")
-    body: dict[str, Any] = {
-        "connection": connection,
-        "url": url,
-        "destination": destination,
-        "overwrite": bool(overwrite),
-        "autoguessing": bool(autoguessing),
-    }
-    if schema is not None:
-        if autoguessing:
-            raise ValueError(
-                "CARTO ignores an import schema while autoguessing is on: pass autoguessing=False with it."
-            )
-        columns = [dict(column) for column in schema]
-        if not columns or any(not c.get("name") or not c.get("type") for c in columns):
-            raise ValueError('An import schema is a list of columns {"name": ..., "type": ...}.')
-        body["schema"] = columns
     return body
 
 
@@ -145,38 +103,3 @@ class QueryResult:
             schema=schema if isinstance(schema, list) else [],
             meta=meta if isinstance(meta, dict) else {},
         )
-
-
-class QueryTooLargeError(CartoError):
-    """A synchronous query returned more rows than the caller accepts, or hit the SQL API cap."""
-
-
-# Names that moved to carto_provider.hooks.jobs (the job model), still importable from here.
-_MOVED_TO_JOBS = frozenset(
-    {
-        "CANCELLED",
-        "CANCELLED_WORDS",
-        "FAILED",
-        "FAILURE_WORDS",
-        "RUNNING",
-        "SUCCESS_WORDS",
-        "CartoJob",
-        "CartoJobError",
-        "CartoJobTimeout",
-        "error_text",
-        "outcome_of",
-        "poll_delays",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_JOBS or name == "SUCCEEDED":
-        from carto_provider.hooks import jobs
-
-        return jobs.SUCCESS if name == "SUCCEEDED" else getattr(jobs, name)
-    if name == "response_json":
-        from carto_provider.transport import response_json
-
-        return response_json
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

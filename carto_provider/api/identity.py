@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from carto_provider.hooks.jobs import JobKind
+from carto_provider.api.jobs import JobKind
 
 log = logging.getLogger(__name__)
 

@@ -86,20 +86,6 @@ def redact(text: str | None, secrets: Iterable[str | None]) -> str:
     return result[:MAX_QUOTED] + ("..." if len(result) > MAX_QUOTED else "")
 
 
-def error_fields(body: Any, secrets: Iterable[str | None] = ()) -> tuple[str | None, str | None]:
-    """The ``error`` and ``error_description`` (or ``description``/``message``) of a JSON error
-    body, each redacted; ``(None, None)`` when the body is not such an object."""
-    if not isinstance(body, Mapping):
-        return None, None
-    secrets = list(secrets)
-    error = body.get("error")
-    description = body.get("error_description") or body.get("description") or body.get("message")
-    return (
-        redact(str(error), secrets) if error is not None else None,
-        redact(str(description), secrets) if description is not None else None,
-    )
-
-
 def location_host(headers: Mapping[str, str]) -> str:
     """The host a redirect points to (``'(none)'`` when absent, ``'(relative)'`` for a path)."""
     location = headers.get("Location") or headers.get("location") or ""

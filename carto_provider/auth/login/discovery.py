@@ -15,17 +15,12 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from carto_provider.auth.http import (
-    DEFAULT_RETRY,
-    DEFAULT_TIMEOUT,
-    RetryPolicy,
-    auth_flow_call,
-    response_body,
-)
-from carto_provider.auth.settings import ACCOUNTS_URL_ENV as ACCOUNTS_URL_ENV
-from carto_provider.auth.settings import DEFAULT_ACCOUNTS_URL as DEFAULT_ACCOUNTS_URL
+from carto_provider.api.responses import response_body
+from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
+from carto_provider.api.transport import DEFAULT_TIMEOUT
+from carto_provider.api.untrusted import redact
+from carto_provider.auth._http import auth_flow_call
 from carto_provider.auth.settings import AuthSettings
-from carto_provider.auth.untrusted import redact
 from carto_provider.auth.urls import check_authority, is_loopback_host, shown
 from carto_provider.errors import CredentialsAPIError, CredentialsConfigError
 
@@ -49,12 +44,6 @@ class Account:
     email: str | None = None
 
 
-def resolve_accounts_url(auth_url: str) -> str:
-    """Where to ask for the user's account under the environment's settings (see the module
-    docstring); for callers that hold no :class:`AuthSettings`."""
-    return AuthSettings.from_environment().accounts_url_for(auth_url)
-
-
 def config_url(tenant_domain: str) -> str:
     """The tenant's ``config.yaml`` URL; ``tenant_domain`` must be a bare host name with optional port."""
     domain = tenant_domain.strip()
@@ -71,7 +60,7 @@ def _get(
     url: str,
     *,
     what: str,
-    policy: RetryPolicy,
+    policy: CartoRetryPolicy,
     timeout: float | tuple[float, float],
     headers: dict[str, str] | None = None,
     secrets: tuple[str, ...] = (),
@@ -135,7 +124,7 @@ def discover_account(
     *,
     auth_url: str,
     settings: AuthSettings = DEFAULT_SETTINGS,
-    policy: RetryPolicy = DEFAULT_RETRY,
+    policy: CartoRetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> Account:
     """The API base URL (and e-mail, when CARTO tells it) of the user who owns ``access_token``

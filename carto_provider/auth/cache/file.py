@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from carto_provider.auth.stores import EMPTY, StoredEntry
+from carto_provider.auth.cache.stores import EMPTY, StoredEntry
 from carto_provider.auth.tokens import AccessToken
 
 if TYPE_CHECKING:
-    from carto_provider.auth.cache import CacheKey
+    from carto_provider.auth.cache.stores import CacheKey
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, CacheKey, TokenCache
-from carto_provider.auth.config import AUDIENCE
-from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, error_detail, error_fields
+from carto_provider.api.responses import error_detail, error_fields
+from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
+from carto_provider.api.transport import DEFAULT_TIMEOUT
+from carto_provider.auth.cache.policy import DEFAULT_LOCK_TIMEOUT, TokenCache
+from carto_provider.auth.cache.stores import CacheKey
+from carto_provider.auth.login._pkce import CHALLENGE_METHOD
 from carto_provider.auth.m2m import post_token_form
-from carto_provider.auth.pkce import CHALLENGE_METHOD
-from carto_provider.auth.settings import CARTO_PUBLIC_CLIENT_ID as CARTO_PUBLIC_CLIENT_ID
-from carto_provider.auth.settings import CLIENT_ID_ENV as CLIENT_ID_ENV
-from carto_provider.auth.settings import OAUTH_CACHE_FILENAME, AuthSettings, default_cache_path
+from carto_provider.auth.settings import (
+    AUDIENCE,
+    CARTO_PUBLIC_CLIENT_ID,
+    OAUTH_CACHE_FILENAME,
+    AuthSettings,
+    default_cache_path,
+)
 from carto_provider.auth.tokens import AccessToken
 from carto_provider.auth.urls import check_url
 from carto_provider.errors import CredentialsError
@@ -213,7 +219,7 @@ def exchange_code(
     code: str,
     verifier: str,
     redirect_uri: str,
-    policy: RetryPolicy = DEFAULT_RETRY,
+    policy: CartoRetryPolicy = DEFAULT_RETRY,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
 ) -> AccessToken:
     """Trade an authorization code (and its PKCE verifier) for an access token."""

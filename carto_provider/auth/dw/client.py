@@ -126,7 +126,7 @@ def build_dw_client(
         client_kwargs["client_options"] = {**options, "api_endpoint": api_endpoint}
     client_kwargs.setdefault("project", project_id)
     # Every BigQuery call gets a timeout, and an unreachable endpoint is named (eco, issue 13).
-    from carto_provider.auth.dw_session import BIGQUERY_TIMEOUT, dw_session
+    from carto_provider.auth.dw._session import BIGQUERY_TIMEOUT, dw_session
 
     timeout = client_kwargs.pop("bigquery_timeout", BIGQUERY_TIMEOUT)
     client_kwargs.setdefault("_http", dw_session(credentials, endpoint=api_endpoint, timeout=timeout))

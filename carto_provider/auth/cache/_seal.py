@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from carto_provider.auth.tokens import AccessToken
 
 if TYPE_CHECKING:
-    from carto_provider.auth.cache import CacheKey
+    from carto_provider.auth.cache.stores import CacheKey
 
 ENTRY_VERSION = b"\x01"
 _NONCE_BYTES = 12

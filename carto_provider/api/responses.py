@@ -1,0 +1,121 @@
+"""What a CARTO answer means: its JSON body, its error fields and the error to raise, told once.
+
+Every HTTP call of the package (the API transport, the auth flow, :meth:`CartoAuth.request`) reads
+answers through these helpers, so CARTO's error text reaches an exception the same way everywhere:
+bounded JSON (:func:`carto_provider.api.untrusted.parse_json`), secrets redacted, URLs without their
+query string or credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from carto_provider.api.untrusted import UnusableBody, location_host, parse_json, redact
+from carto_provider.errors import CartoAPIError
+
+#: What to check when a CARTO API gave no answer at all.
+UNREACHABLE_HINT = "Check the API base URL and the network."
+
+
+def redact_url(url: str) -> str:
+    """``url`` for logs and messages: no query string or fragment (CARTO examples put tokens in
+    ``access_token=``), a password in the user info replaced by ``***``."""
+    parts = urlsplit(str(url).strip())
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, hostport = netloc.rsplit("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        # A lone "redis://word@host" is often meant as the password: hide it too.
+        netloc = f"{user}:***@{hostport}" if has_password else f"***@{hostport}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def response_body(response: Any) -> Any:
+    """The JSON body of a response, bounded (see :func:`~carto_provider.api.untrusted.parse_json`),
+    or None when it is not usable JSON."""
+    content = getattr(response, "content", None)
+    try:
+        return parse_json(content) if isinstance(content, bytes) else response.json()
+    except (UnusableBody, RuntimeError, ValueError):
+        return None
+
+
+def response_json(response: Any) -> Any:
+    """The JSON body of a successful response (``{}`` when empty), or a clear error."""
+    if not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        method = getattr(getattr(response, "request", None), "method", "")
+        raise CartoAPIError(
+            f"CARTO answered {method} {redact_url(str(response.url))} with HTTP {response.status_code} "
+            "but no JSON.",
+            status=response.status_code,
+        ) from None
+
+
+def error_fields(response: Any, secrets: Iterable[str | None] = ()) -> tuple[str | None, str | None]:
+    """CARTO's ``error`` and a description (``error_description``, ``description``, ``message``) from
+    a JSON error body, each with every secret in ``secrets`` redacted; an error object ``{code, msg}``
+    gives ``"code: msg"``. ``(None, None)`` when the body is not such an object."""
+    body = response_body(response)
+    if not isinstance(body, dict):
+        return None, None
+    error = body.get("error")
+    if isinstance(error, dict):
+        error = ": ".join(str(error[k]) for k in ("code", "msg", "message") if error.get(k)) or None
+    description = body.get("error_description") or body.get("description") or body.get("message")
+    secrets = list(secrets)
+    return (
+        redact(str(error), secrets) if error is not None else None,
+        redact(str(description), secrets) if description is not None else None,
+    )
+
+
+def error_detail(response: Any, secrets: Iterable[str | None] = ()) -> str:
+    """``"error: description"`` of a JSON error body, else the HTTP reason."""
+    error, description = error_fields(response, secrets)
+    reason = getattr(response, "reason_phrase", None) or getattr(response, "reason", None)
+    return ": ".join(x for x in (error, description) if x) or (reason or "no error body")
+
+
+_STATUS_HINTS = {
+    401: " The API at {base} refused the token: check that the API base URL is your "
+    "account's region (CARTO Workspace > Developers).",
+    403: " The user behind these credentials lacks permission for this resource.",
+    404: " Check the API base URL and the resource name.",
+}
+
+
+def api_error(response: Any, *, api_base_url: str, secrets: Iterable[str | None] = ()) -> CartoAPIError:
+    """The :class:`CartoAPIError` of a failed CARTO API answer: CARTO's ``error`` text (``secrets``
+    redacted), the status and what to check."""
+    secrets = list(secrets)
+    error, description = error_fields(response, secrets)
+    detail = error_detail(response, secrets)
+    url = redact_url(str(response.url or ""))
+    status = response.status_code
+    if 300 <= status < 400:
+        target = location_host(getattr(response, "headers", {}))
+        hint = (
+            f" It redirects to host {target!r}; redirects are never followed "
+            "(the token is sent to the API base URL only): check the API base URL."
+        )
+    else:
+        hint = _STATUS_HINTS.get(status, "").format(base=api_base_url)
+    method = response.request.method if response.request is not None else ""
+    return CartoAPIError(
+        f"CARTO API {method} {url} failed (HTTP {status}: {detail}).{hint}",
+        status=status,
+        error=error or description,
+        url=url,
+    )
+
+
+def unreachable_message(what: str, *, timed_out: bool, hint: str) -> str:
+    """``"<what> timed out|could not be reached after several attempts. <hint>"``."""
+    kind = "timed out" if timed_out else "could not be reached"
+    return f"{what} {kind} after several attempts. {hint}"
