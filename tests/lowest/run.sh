@@ -3,8 +3,8 @@
 #
 #   tests/lowest/run.sh UV PYTHON WHEEL AIRFLOW_REQUIREMENT VENV
 #
-# A fresh venv gets the wheel with its `emulator` and `bigquery` extras, every Requires-Dist of the wheel
-# (and of those extras) as a direct requirement resolved with `uv pip install --resolution lowest-direct`, and the given
+# A fresh venv gets the wheel with its `emulator` extra (what `carto-provider demo` needs; it includes
+# the `bigquery` requirements), every Requires-Dist of the wheel (and of that extra) as a direct requirement resolved with `uv pip install --resolution lowest-direct`, and the given
 # Airflow. Then, from a copy of the tests outside the repository (so nothing imports the source tree):
 # every module of the package imports, the suites that matter pass, and `carto-provider demo` runs the
 # examples installed with the wheel.
@@ -28,15 +28,15 @@ with zipfile.ZipFile(sys.argv[1]) as whl:
     metadata = email.message_from_bytes(whl.read(name))
 for line in metadata.get_all("Requires-Dist"):
     req = Requirement(line)
-    if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", "emulator", "bigquery")):
+    if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", "emulator")):
         req.marker = None
         print(req)
 PY
 echo "== lowest-direct install next to $airflow:"
 "$uv" pip install --quiet --python "$venv/bin/python" --resolution lowest-direct \
-    -r "$venv/lowest.txt" "$wheel[emulator,bigquery]" "$airflow" "pytest==9.2.0" "pytest-timeout==2.4.0"
+    -r "$venv/lowest.txt" "$wheel[emulator]" "$airflow" "pytest==9.2.0" "pytest-timeout==2.4.0"
 "$uv" pip list --python "$venv/bin/python" 2>/dev/null \
-    | grep -Ei '^(apache-airflow|apache-airflow-providers-common-(compat|sql)|tenacity|filelock|pyyaml|httpx|fastapi|uvicorn|duckdb|sqlglot|requests|google-cloud-bigquery|google-auth) ' \
+    | grep -Ei '^(apache-airflow|apache-airflow-providers-common-(compat|sql)|tenacity|filelock|pyyaml|httpx|fastapi|uvicorn|duckdb|sqlglot|requests|pandas|google-cloud-bigquery|google-auth) ' \
     | tee "$venv/tested-versions.txt"
 
 work=$(mktemp -d)/x
