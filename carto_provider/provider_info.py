@@ -36,23 +36,24 @@ CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Path on the workers of a carto_credentials.json, used instead of Client ID/Secret.",
         "schema": {"type": ["string", "null"]},
     },
-    "token_cache_dir": {
+    # The three cache extras were token_cache_dir, token_cache, token_cache_redis_url before 1.0: Airflow
+    # masks the value of any extra whose name contains "token" (hooks/params.py DEPRECATED_EXTRAS).
+    "cache_dir": {
         "label": "Token cache directory",
         "description": "Private directory on each worker where tasks share their CARTO token "
         "(default ~/.carto-provider).",
         "schema": {"type": ["string", "null"]},
     },
-    "token_cache": {
+    "cache_backend": {
         "label": "Token cache",
         "description": "local: one token per machine (file cache). redis: one token shared by every "
         "worker and pod through Redis, encrypted with the client secret (default from [carto] token_cache).",
-        # No form default: Airflow 3 shows (and saves) "***" as the default of any field whose name
-        # contains "token", and blank lets [carto] token_cache decide.
+        # No form default: blank lets [carto] token_cache decide.
         "schema": {"type": ["string", "null"], "enum": ["local", "redis"]},
     },
-    "token_cache_redis_url": {
+    "cache_redis_url": {
         "label": "Token cache Redis URL",
-        "description": "redis://[:password@]host:port/db for token_cache=redis, e.g. your Celery broker "
+        "description": "redis://[:password@]host:port/db for cache_backend=redis, e.g. your Celery broker "
         "with another db number (default from [carto] token_cache_redis_url).",
         "schema": {"type": ["string", "null"]},
     },
@@ -79,8 +80,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "password": "M2M client secret, or the API access token (auth_type api_token)",
         "auth_url": DEFAULT_AUTH_URL,
         "credentials_file": "/opt/airflow/secrets/carto_credentials.json",
-        "token_cache_dir": "~/.carto-provider",
-        "token_cache_redis_url": "redis://redis:6379/1",
+        "cache_dir": "~/.carto-provider",
+        "cache_redis_url": "redis://redis:6379/1",
         "org": "org_1234",
         "carto_connection": "carto_dw",
     },

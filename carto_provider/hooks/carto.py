@@ -2,10 +2,11 @@
 
 The connection (type ``carto``): host = API base URL, login = M2M client id, password = client
 secret (``auth_type`` ``api_token``: no login, the API access token in the password field); extras
-``auth_type``, ``auth_url``, ``org``, ``credentials_file``, ``token_cache_dir``,
-``token_cache``, ``token_cache_redis_url`` and ``bigquery_api_endpoint`` (see
-:mod:`carto_provider.provider_info`). ``token_cache`` and ``token_cache_redis_url`` default to the
-Airflow config options ``[carto] token_cache`` and ``[carto] token_cache_redis_url``.
+``auth_type``, ``auth_url``, ``org``, ``credentials_file``, ``cache_dir``, ``cache_backend``,
+``cache_redis_url``, ``carto_connection`` and ``bigquery_api_endpoint`` (see
+:mod:`carto_provider.provider_info`). ``cache_backend`` and ``cache_redis_url`` default to the
+Airflow config options ``[carto] token_cache`` and ``[carto] token_cache_redis_url``. The pre-1.0
+names (``token_*``) are read with a warning until 2.0 (``_hook_params.DEPRECATED_EXTRAS``).
 
 Importing this module is cheap: no I/O, and ``google.cloud.bigquery`` is imported only by
 :meth:`CartoAuthHook.get_carto_dw_client`.
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from carto_provider._hook_params import split_hook_params
+from carto_provider._hook_params import renamed_extras, split_hook_params
 from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
 from carto_provider.api.transport import DEFAULT_TIMEOUT
 from carto_provider.auth.api_token import api_token_auth, probe_api_token
@@ -47,6 +48,7 @@ TOKEN_CACHES = ("local", "redis")
 #: test_connection must answer quickly, even when a host is down.
 TEST_CONNECTION_RETRY = CartoRetryPolicy(attempts=2, initial_wait=0.2, max_wait=1.0, max_retry_after=2.0)
 TEST_CONNECTION_TIMEOUT = (5.0, 15.0)
+MIN_MASKED_SECRET = 5  # Airflow's masker skips shorter secrets too: replacing "e" garbles every word
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,10 @@ class CartoConnectionSettings:
     auth_url: str
     org: str | None = None
     credentials_file: str | None = None
-    token_cache_dir: str | None = None
+    cache_dir: str | None = None
     bigquery_api_endpoint: str | None = None
-    token_cache: str = "local"
-    token_cache_redis_url: str | None = None  # may hold a password: never shown
+    cache_backend: str = "local"
+    cache_redis_url: str | None = None  # may hold a password: never shown
     carto_connection: str | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)  # the environment's, read once
 
@@ -84,7 +86,7 @@ class CartoConnectionSettings:
         """
         auth = AuthSettings.from_environment()
         conn_id = conn.conn_id or "carto"
-        extra = (conn.extra_dejson if extra is None else extra) or {}
+        extra = renamed_extras(conn_id, (conn.extra_dejson if extra is None else extra) or {})
 
         def text(name: str) -> str | None:
             value = extra.get(name)
@@ -98,16 +100,16 @@ class CartoConnectionSettings:
             raise CredentialsConfigError(
                 f"Connection {conn_id!r}: auth_type must be 'm2m', 'oauth' or 'api_token', not {auth_type!r}."
             )
-        token_cache = (text("token_cache") or _carto_option("token_cache") or "local").lower()
-        if token_cache not in TOKEN_CACHES:
+        backend = (text("cache_backend") or _carto_option("token_cache") or "local").lower()
+        if backend not in TOKEN_CACHES:
             raise CredentialsConfigError(
-                f"Connection {conn_id!r}: token_cache must be 'local' or 'redis', not {token_cache!r}."
+                f"Connection {conn_id!r}: cache_backend must be 'local' or 'redis', not {backend!r}."
             )
-        redis_url = text("token_cache_redis_url") or _carto_option("token_cache_redis_url")
-        if token_cache == "redis" and not redis_url:
+        redis_url = text("cache_redis_url") or _carto_option("token_cache_redis_url")
+        if backend == "redis" and not redis_url:
             raise CredentialsConfigError(
-                f"Connection {conn_id!r} has token_cache 'redis' but no Redis URL; set the extra "
-                "'token_cache_redis_url' or the Airflow option [carto] token_cache_redis_url."
+                f"Connection {conn_id!r} has cache_backend 'redis' but no Redis URL; set the extra "
+                "'cache_redis_url' or the Airflow option [carto] token_cache_redis_url."
             )
         host = connection_base_url(conn.host, conn.port, conn.schema)
         return cls(
@@ -121,10 +123,10 @@ class CartoConnectionSettings:
             auth_url=auth.resolve_auth_url(text("auth_url")),
             org=text("org"),
             credentials_file=text("credentials_file"),
-            token_cache_dir=text("token_cache_dir"),
+            cache_dir=text("cache_dir"),
             bigquery_api_endpoint=text("bigquery_api_endpoint"),
-            token_cache=token_cache,
-            token_cache_redis_url=redis_url,
+            cache_backend=backend,
+            cache_redis_url=redis_url,
             carto_connection=text("carto_connection"),
             auth=auth,
         )
@@ -159,26 +161,26 @@ class CartoConnectionSettings:
 
     def cache_path(self, filename: str) -> Path:
         """Where this connection's tokens are cached."""
-        return default_cache_path(filename, self.token_cache_dir)
+        return default_cache_path(filename, self.cache_dir)
 
     def m2m_token_cache(
         self, credentials: M2MCredentials, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     ) -> TokenCache:
         """This machine's file cache (waiting ``lock_timeout`` s at most for another process's fetch),
-        or the fleet-wide Redis store with that file as fallback when ``token_cache`` is redis."""
+        or the fleet-wide Redis store with that file as fallback when ``cache_backend`` is redis."""
         local = TokenCache(self.cache_path(M2M_CACHE_FILENAME), lock_timeout=lock_timeout)
-        if self.token_cache != "redis" or not self.token_cache_redis_url:
+        if self.cache_backend != "redis" or not self.cache_redis_url:
             return local
         from carto_provider.auth.cache.redis import RedisTokenCache
 
-        return RedisTokenCache(self.token_cache_redis_url, credentials.client_secret, local=local)
+        return RedisTokenCache(self.cache_redis_url, credentials.client_secret, local=local)
 
 
 def _secrets_of(settings: CartoConnectionSettings) -> list[str]:
     """Values of a connection that must never appear in a message."""
     found = [settings.client_secret or ""]
-    if settings.token_cache_redis_url:
-        found += [settings.token_cache_redis_url, urlsplit(settings.token_cache_redis_url).password or ""]
+    if settings.cache_redis_url:
+        found += [settings.cache_redis_url, urlsplit(settings.cache_redis_url).password or ""]
     return [value for value in found if value]
 
 
@@ -234,7 +236,7 @@ class CartoAuthHook(BaseHook):
     :param carto_conn_id: the connection id (default ``carto_default``).
     :param retry_policy: how transient HTTP failures are retried (None: the default; tokens: token_retry).
     :param timeout: (connect, read) timeout in seconds of every HTTP call.
-    :param kwargs: the connection's extra fields (``auth_url``, ``token_cache``...) override the
+    :param kwargs: the connection's extra fields (``auth_url``, ``cache_backend``...) override the
         connection's values; other names are checked as :mod:`carto_provider._hook_params` says.
     """
 
@@ -334,7 +336,7 @@ class CartoAuthHook(BaseHook):
                 settings.cache_path(OAUTH_CACHE_FILENAME),
                 conn_id=settings.conn_id,
                 api_base_url=settings.api_base_url,
-                token_cache_dir=settings.token_cache_dir,
+                token_cache_dir=settings.cache_dir,
                 **common,
             )
         credentials = settings.m2m_credentials()
@@ -397,6 +399,6 @@ class CartoAuthHook(BaseHook):
             ok, message = False, str(exc)
         except Exception as exc:
             ok, message = False, f"Could not test the CARTO connection ({type(exc).__name__}: {exc})"
-        for secret in secrets:
+        for secret in (s for s in secrets if len(s) >= MIN_MASKED_SECRET):
             message = message.replace(secret, "***")
         return ok, message

@@ -1,6 +1,7 @@
 """Run example DAGs with real Airflow (SQLite, temporary AIRFLOW_HOME) against the emulator.
 
-This is what ``make demo`` does, through ``carto-provider demo --dags-folder example_dags [DAG_ID ...]``.
+This is what ``make demo`` and ``carto-provider demo [DAG_ID ...]`` do; by default with the example DAGs
+installed with the package, so it works from any directory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from carto_provider.testing.emulator import CartoEmulator
 
+#: The example DAGs shipped in the wheel (``carto_provider/example_dags``).
+EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 DEFAULT_DAGS = (
     "carto_quickstart",
     "carto_daily_etl",
@@ -41,7 +44,7 @@ def airflow_env(home: Path, dags_folder: Path, emulator: CartoEmulator) -> dict[
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "AIRFLOW_CONN_CARTO_DEFAULT": emulator.airflow_connection_json(
-                token_cache_dir=str(home / "carto-tokens"), bigquery_api_endpoint=emulator.url
+                cache_dir=str(home / "carto-tokens"), bigquery_api_endpoint=emulator.url
             ),
             "AIRFLOW_CONN_CARTO_API_TOKEN": json.dumps(
                 emulator.api_token_connection(emulator.issue_api_token(apis=("sql", "imports", "lds")))

@@ -129,7 +129,7 @@ def test_the_hook_client_uses_the_bigquery_api_endpoint_extra(
     monkeypatch.setenv(
         "AIRFLOW_CONN_CARTO_DEFAULT",
         carto_emulator.airflow_connection_json(
-            token_cache_dir=str(tmp_path), bigquery_api_endpoint=carto_emulator.url
+            cache_dir=str(tmp_path), bigquery_api_endpoint=carto_emulator.url
         ),
     )
     client = CartoAuthHook().get_carto_dw_client(location="US")

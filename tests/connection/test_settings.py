@@ -38,7 +38,7 @@ def test_json_form_keeps_every_field(monkeypatch):
                 "auth_url": "https://auth.carto.com/",
                 "org": "org_123",
                 "credentials_file": "/secrets/carto_credentials.json",
-                "token_cache_dir": "/var/cache/carto",
+                "cache_dir": "/var/cache/carto",
             },
         },
     )
@@ -51,7 +51,7 @@ def test_json_form_keeps_every_field(monkeypatch):
         auth_url="https://auth.carto.com",
         org="org_123",
         credentials_file="/secrets/carto_credentials.json",
-        token_cache_dir="/var/cache/carto",
+        cache_dir="/var/cache/carto",
     )
 
 
@@ -63,7 +63,7 @@ def test_defaults_when_only_the_m2m_client_is_given(monkeypatch):
     assert settings.auth_type == "m2m"
     assert settings.auth_url == "https://auth.carto.com"
     assert settings.api_base_url == "https://gcp-us-east1.api.carto.com"
-    assert settings.org is settings.credentials_file is settings.token_cache_dir is None
+    assert settings.org is settings.credentials_file is settings.cache_dir is None
 
 
 def test_blank_extras_from_a_saved_form_mean_unset(monkeypatch):
@@ -104,13 +104,13 @@ def test_uri_form_extras_arrive_as_strings_and_are_parsed(monkeypatch):
     uri = (
         "carto://my-client:s3cr%2Fet%40with%3Aodd%20chars@gcp-us-east1.api.carto.com"
         "?auth_type=OAuth&auth_url=https%3A%2F%2Fauth.carto.com%2Foauth%2Ftoken&org=org_9"
-        "&token_cache_dir=%2Ftmp%2Fcarto+cache&credentials_file="
+        "&cache_dir=%2Ftmp%2Fcarto+cache&credentials_file="
     )
     settings = settings_of(monkeypatch, uri)
     assert settings.auth_type == "oauth"
     assert settings.auth_url == "https://auth.carto.com"  # a full token endpoint is trimmed to its base
     assert settings.org == "org_9"
-    assert settings.token_cache_dir == "/tmp/carto cache"
+    assert settings.cache_dir == "/tmp/carto cache"
     assert settings.credentials_file is None
     assert (settings.client_id, settings.client_secret) == ("my-client", SECRET)
 
@@ -119,7 +119,7 @@ def test_airflow_own_uri_round_trip_gives_the_same_settings(monkeypatch):
     """The API server tests a form by exporting ``Connection.get_uri()``: nothing may be lost on the way."""
     from airflow.models.connection import Connection
 
-    extra = {"auth_url": "http://127.0.0.1:8808", "token_cache_dir": "/tmp/a b", "org": "org_1"}
+    extra = {"auth_url": "http://127.0.0.1:8808", "cache_dir": "/tmp/a b", "org": "org_1"}
     definition = {"host": "http://127.0.0.1:8808", "login": "id", "password": SECRET, "extra": extra}
     from_json = settings_of(monkeypatch, {"conn_type": "carto", **definition}, "carto_json")
     uri = Connection(conn_id="x", conn_type="carto", **{**definition, "extra": json.dumps(extra)}).get_uri()

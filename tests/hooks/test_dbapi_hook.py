@@ -66,8 +66,8 @@ def test_an_unknown_extra_of_the_connection_is_accepted(fast_carto, monkeypatch)
 
 
 def test_a_connection_extra_given_as_hook_param_overrides_the_connection(fast_carto, tmp_path):
-    hook = CartoDbApiHook(token_cache_dir=str(tmp_path / "other-cache"))
-    assert hook.settings.token_cache_dir == str(tmp_path / "other-cache")
+    hook = CartoDbApiHook(cache_dir=str(tmp_path / "other-cache"))
+    assert hook.settings.cache_dir == str(tmp_path / "other-cache")
     hook.get_first("SELECT 1")
     assert (tmp_path / "other-cache").is_dir()
 

@@ -173,7 +173,7 @@ class FileStore:
         _warn_once(
             ("memory-only", str(self.path)),
             "CARTO token cache falls back to memory because %s; tokens are not shared between processes. "
-            "Set the token cache directory (connection extra 'token_cache_dir' or cache_filepath) "
+            "Set the token cache directory (connection extra 'cache_dir' or cache_filepath) "
             "to a private writable directory.",
             why,
         )
@@ -291,7 +291,7 @@ class FileStore:
             _warn_once(
                 ("foreign", str(self.path), str(st.st_ino), str(st.st_mtime_ns)),
                 "CARTO token cache %s is %s; leaving it untouched and keeping tokens in memory "
-                "(point cache_filepath or token_cache_dir elsewhere to share them between processes)",
+                "(point cache_filepath or the cache_dir extra elsewhere to share them between processes)",
                 self.path,
                 "carto-auth's format, not a carto-provider token cache"
                 if isinstance(doc, dict) and "expiration" in doc
