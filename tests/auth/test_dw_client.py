@@ -225,7 +225,7 @@ def test_a_failed_refresh_says_what_failed(clock: FrozenClock) -> None:
 
 def test_a_missing_bigquery_library_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "google.cloud.bigquery", None)
-    with pytest.raises(ImportError, match=r"pip install 'google-cloud-bigquery"):
+    with pytest.raises(ImportError, match=r"pip install 'airflow-provider-carto\[bigquery\]'"):
         dw.import_bigquery()
 
 
