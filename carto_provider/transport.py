@@ -2,7 +2,12 @@
 
 It owns what every call needs and nothing else, so the rules live in one place:
 
-* **Timeouts** on every request: ``(connect, read)`` seconds.
+* **Timeouts** on every request: ``(connect, read)`` seconds, and a total deadline per attempt
+  (connect plus every read: ``connect + read``, or ``(connect, read, total)``), checked finite and
+  above 0 where they are given (:mod:`carto_provider.api.bounded`).
+* **Bounded answers**: every body is streamed and counted after decoding, refused as soon as it
+  passes the call's ``max_body`` (:data:`~carto_provider.api.bounded.DEFAULT_MAX_BODY` unless given;
+  1 MiB for error answers), so a gzip bomb costs the budget, not what it inflates to.
 * **Retries**, as :mod:`carto_provider.retry` decides them (idempotent calls on any transient
   failure, at-most-once calls only when CARTO refused them; ``Retry-After`` honoured, capped), with
   the one tenacity configuration shared by :class:`Transport` and :class:`AsyncTransport`.
@@ -10,7 +15,8 @@ It owns what every call needs and nothing else, so the rules live in one place:
   for a new token once, naming the refused one (``rejected=``), and is sent once more.
 * **CARTO's errors**: a failed call raises :class:`~carto_provider.errors.CartoAPIError` with
   CARTO's own ``error`` text, the HTTP status and what to check.
-* **Redirects are never followed** (a token or a client secret must not travel to another host).
+* **Redirects are never followed** (a token or a client secret must not travel to another host),
+  and a path is relative to the base URL: an absolute URL to another origin is refused.
 
 It is Airflow-free (and imports nothing of :mod:`carto_provider.auth`, which builds on it) and
 opens one ``httpx.Client`` (or ``AsyncClient``) per transport: make one per hook or per trigger
@@ -32,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -40,6 +46,16 @@ from urllib.parse import urlsplit
 import tenacity
 
 from carto_provider import __version__
+from carto_provider.api.bounded import (
+    DEFAULT_MAX_BODY,
+    ResponseTooLargeError,
+    Timeout,
+    aread_bounded,
+    check_timeout,
+    deadline,
+    install_deadlines,
+    read_bounded,
+)
 from carto_provider.errors import CartoAPIError
 from carto_provider.retry import (
     DEFAULT_RETRY,
@@ -55,15 +71,18 @@ from carto_provider.retry import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_BODY",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUT",
     "REFUSED_STATUS",
     "RETRYABLE_STATUS",
     "USER_AGENT",
     "AsyncTransport",
+    "ResponseTooLargeError",
     "RetryAfterWait",
     "RetryPolicy",
     "RetryableStatus",
+    "Timeout",
     "Transport",
     "api_error",
     "error_fields",
@@ -86,45 +105,53 @@ DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
 USER_AGENT = f"airflow-provider-carto/{__version__}"
 UNREACHABLE_HINT = "Check the API base URL and the network."
 
-Timeout = float | tuple[float, float]
 #: Given the token value a server just refused (or None), returns a token value to send.
 TokenSource = Callable[[str | None], str]
 
 
 def redact_url(url: str) -> str:
-    """The URL without query string or fragment (CARTO examples put tokens in ``access_token=``)."""
+    """The URL without user info, query string or fragment (CARTO examples put tokens in
+    ``access_token=``; an import URL may carry ``user:password@``)."""
     parts = urlsplit(str(url))
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 # ---------------------------------------------------------------------------------------------- errors
 
 
-def error_fields(response: Any) -> tuple[str | None, str | None]:
-    """CARTO's ``error`` and a description (``error_description``, ``description``, ``message``)
-    from a JSON error body; an error object ``{code, msg}`` gives ``"code: msg"``."""
+def _json_or_none(response: Any) -> Any:
     try:
-        body = response.json()
-    except ValueError:
-        return None, None
+        return response.json()
+    except (ValueError, RecursionError):
+        return None
+
+
+def error_fields(response: Any, secrets: Iterable[str | None] = ()) -> tuple[str | None, str | None]:
+    """CARTO's ``error`` and a description (``error_description``, ``description``, ``message``)
+    from a JSON error body, sanitised (``secrets`` redacted); ``{code, msg}`` gives ``"code: msg"``."""
+    from carto_provider.auth.untrusted import redact
+
+    body = _json_or_none(response)
     if not isinstance(body, dict):
         return None, None
     error = body.get("error")
     if isinstance(error, dict):
         error = ": ".join(str(error[k]) for k in ("code", "msg", "message") if error.get(k)) or None
     description = body.get("error_description") or body.get("description") or body.get("message")
+    secrets = list(secrets)
     return (
-        str(error) if error is not None else None,
-        str(description) if description is not None else None,
+        redact(str(error), secrets) if error is not None else None,
+        redact(str(description), secrets) if description is not None else None,
     )
 
 
-def api_error(response: Any, *, api_base_url: str) -> CartoAPIError:
+def api_error(response: Any, *, api_base_url: str, secrets: Iterable[str | None] = ()) -> CartoAPIError:
     """A CartoAPIError with CARTO's ``error`` text, the status and what to check (httpx or requests)."""
+    from carto_provider.auth.untrusted import redact
 
-    error, description = error_fields(response)
+    error, description = error_fields(response, secrets)
     reason = getattr(response, "reason_phrase", None) or getattr(response, "reason", None)
-    detail = ": ".join(x for x in (error, description) if x) or (reason or "no error body")
+    detail = ": ".join(x for x in (error, description) if x) or redact(reason or "no error body", ())
     url = redact_url(str(response.url or ""))
     status = response.status_code
     hints = {
@@ -143,17 +170,19 @@ def api_error(response: Any, *, api_base_url: str) -> CartoAPIError:
 
 
 def response_json(response: Any) -> Any:
-    """The JSON body of a response (``{}`` when empty), or a clear error."""
+    """The JSON body of a response (``{}`` when empty), or a clear error (also for JSON nested
+    deeper than the interpreter can parse: never a ``RecursionError``)."""
 
     if not response.content:
         return {}
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError) as exc:
         method = getattr(getattr(response, "request", None), "method", "")
+        what = "JSON nested too deeply" if isinstance(exc, RecursionError) else "no JSON"
         raise CartoAPIError(
             f"CARTO answered {method} {redact_url(str(response.url))} with HTTP {response.status_code} "
-            "but no JSON.",
+            f"but {what}.",
             status=response.status_code,
         ) from None
 
@@ -170,6 +199,8 @@ class Call:
     at_most_once: bool
     authorize: bool
     raise_for_status: bool
+    total: float
+    max_body: int
     retry: dict[str, Any]
     options: dict[str, Any]
 
@@ -192,26 +223,38 @@ class _Base:
         policy: RetryPolicy = DEFAULT_RETRY,
         timeout: Timeout = DEFAULT_TIMEOUT,
         unreachable_hint: str = UNREACHABLE_HINT,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.base_url = str(base_url).rstrip("/")
         self.tokens = tokens
         self.policy = policy
+        check_timeout(timeout)
         self.timeout = timeout
         self.unreachable_hint = unreachable_hint
+        self.max_body = max_body
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r})"
 
     def url(self, path: str) -> str:
-        """``path`` relative to the base URL (an absolute URL is kept)."""
-        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        """``path`` relative to the base URL; an absolute URL only on the base URL's own origin
+        (the bearer token goes there and nowhere else)."""
+        if "://" not in path and not path.startswith("//"):
+            return f"{self.base_url}/{path.lstrip('/')}"
+        if _origin(path) != _origin(self.base_url):
+            raise CartoAPIError(
+                f"Refused to call {redact_url(path)!r}: not on the API base URL's origin "
+                f"{_origin(self.base_url)!r} (the token is sent to that origin only).",
+                url=redact_url(path),
+            )
+        return path
 
     @staticmethod
     def _httpx_timeout(timeout: Timeout) -> httpx.Timeout:
         import httpx
 
-        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-        return httpx.Timeout(read, connect=connect)
+        connect, read, total = check_timeout(timeout)
+        return httpx.Timeout(min(read, total), connect=min(connect, total))
 
     def _client_options(self) -> dict[str, Any]:
         return {
@@ -234,6 +277,8 @@ class _Base:
             at_most_once=at_most_once,
             authorize=bool(options.pop("authorize", True)) and self.tokens is not None,
             raise_for_status=bool(options.pop("raise_for_status", True)),
+            total=check_timeout(self.timeout if timeout is None else timeout)[2],
+            max_body=int(options.pop("max_body", None) or self.max_body),
             retry=retry_arguments(policy, at_most_once=at_most_once, label=f"{method} {redact_url(url)}"),
             options=options,
         )
@@ -264,9 +309,11 @@ class _Base:
                 )
             raise CartoAPIError(message, url=redact_url(call.url)) from None
 
-    def _finish(self, response: httpx.Response, raise_for_status: bool) -> httpx.Response:
+    def _finish(
+        self, response: httpx.Response, raise_for_status: bool, sent: Iterable[str | None] = ()
+    ) -> httpx.Response:
         if raise_for_status and response.status_code >= 400:
-            raise api_error(response, api_base_url=self.base_url)
+            raise api_error(response, api_base_url=self.base_url, secrets=sent)
         return response
 
 
@@ -297,30 +344,38 @@ class Transport(_Base):
         if self._client is None:
             import httpx
 
-            self._client = httpx.Client(**self._client_options())
+            client = httpx.Client(**self._client_options())
+            install_deadlines([client._transport, *client._mounts.values()])
+            self._client = client
         return self._client
+
+    def _attempt(self, call: Call, token: str | None) -> httpx.Response:
+        """One attempt: sent, then its answer read within the call's budget and total deadline."""
+        with deadline(call.total), self._http().stream(**call.request(token)) as response:
+            read_bounded(response, call.max_body)
+        return self._checked(response, call.at_most_once)
 
     def request(self, method: str, path: str, **options: Any) -> httpx.Response:
         """Send a request; return the final response, or raise CartoAPIError (see the module doc).
 
         ``options``: ``at_most_once`` (False), ``authorize`` (True: a bearer token from ``tokens``),
-        ``raise_for_status`` (True), ``policy`` and ``timeout`` (this transport's by default); the
-        rest go to ``httpx.Client.request`` (``json``, ``data``, ``params``, ``headers``).
+        ``raise_for_status`` (True), ``policy``, ``timeout`` and ``max_body`` (this transport's by
+        default); the rest go to ``httpx.Client.request`` (``json``, ``data``, ``params``, ``headers``).
         """
         call = self._call(method, path, options)
         retrying = tenacity.Retrying(**call.retry)
 
         def send(token: str | None) -> httpx.Response:
-            return retrying(
-                lambda: self._checked(self._http().request(**call.request(token)), call.at_most_once)
-            )
+            return retrying(self._attempt, call, token)
 
         with self._no_answer_as_api_error(call):
             token = self.tokens(None) if call.authorize and self.tokens else None
+            sent = [token]
             response = send(token)
             if response.status_code == 401 and token is not None and self.tokens is not None:
-                response = send(self.tokens(token))
-        return self._finish(response, call.raise_for_status)
+                sent.append(self.tokens(token))
+                response = send(sent[-1])
+        return self._finish(response, call.raise_for_status, sent)
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`request`, then the JSON body (``{}`` when empty)."""
@@ -365,18 +420,34 @@ class AsyncTransport(_Base):
         retrying = tenacity.AsyncRetrying(**call.retry)
 
         async def attempt(token: str | None) -> httpx.Response:
-            return self._checked(await self._http().request(**call.request(token)), call.at_most_once)
+            import anyio
+            import httpx
+
+            try:
+                with anyio.fail_after(call.total):
+                    async with self._http().stream(**call.request(token)) as response:
+                        await aread_bounded(response, call.max_body)
+            except TimeoutError:
+                raise httpx.ReadTimeout(f"no complete answer within {call.total:g} s") from None
+            return self._checked(response, call.at_most_once)
 
         with self._no_answer_as_api_error(call):
             token = await self._token(None) if call.authorize else None
+            sent = [token]
             response: httpx.Response = await retrying(attempt, token)
             if response.status_code == 401 and token is not None:
-                response = await retrying(attempt, await self._token(token))
-        return self._finish(response, call.raise_for_status)
+                sent.append(await self._token(token))
+                response = await retrying(attempt, sent[-1])
+        return self._finish(response, call.raise_for_status, sent)
 
     async def arequest_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`arequest`, then the JSON body (``{}`` when empty)."""
         return response_json(await self.arequest(method, path, **kwargs))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{(parts.netloc.rpartition('@')[2]).lower()}"
 
 
 def form_post(
@@ -385,8 +456,9 @@ def form_post(
     *,
     policy: RetryPolicy = DEFAULT_RETRY,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    max_body: int = DEFAULT_MAX_BODY,
 ) -> httpx.Response:
     """One form POST without a token and without following redirects (e.g. an OAuth token request),
     retried like an idempotent call; returns the final response whatever its status."""
-    with Transport(url, policy=policy, timeout=timeout) as transport:
+    with Transport(url, policy=policy, timeout=timeout, max_body=max_body) as transport:
         return transport.request("POST", url, data=dict(data), authorize=False, raise_for_status=False)

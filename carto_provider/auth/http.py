@@ -16,13 +16,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from carto_provider.auth.untrusted import MAX_BODY_BYTES, UnusableBody, parse_json, redact, redirect_error
+from carto_provider.auth.untrusted import MAX_BODY_BYTES, UnusableBody, parse_json, redirect_error
 from carto_provider.errors import CartoAPIError, CredentialsError
 from carto_provider.transport import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
     RETRYABLE_STATUS,
     USER_AGENT,
+    ResponseTooLargeError,
     RetryableStatus,
     RetryAfterWait,
     RetryPolicy,
@@ -100,14 +101,18 @@ def auth_flow_call(
     """
     transport = _transport_for(url, policy, timeout)
     try:
-        response = transport.request(method, url, authorize=False, raise_for_status=False, **options)
+        response = transport.request(
+            method, url, authorize=False, raise_for_status=False, max_body=MAX_BODY_BYTES, **options
+        )
+    except ResponseTooLargeError:  # refused while reading, as soon as the decoded size passed it
+        raise error(
+            f"{where} sent an unusable answer (larger than {MAX_BODY_BYTES // 1024} KiB). {hint}"
+        ) from None
     except CartoAPIError as exc:
         if exc.status is not None:
             raise
         timed_out = "timed out" in str(exc)  # the transport's "no answer at all", after its retries
         raise error(unreachable_message(where, exc, timed_out=timed_out, hint=hint)) from None
-    if len(response.content) > MAX_BODY_BYTES:
-        raise error(f"{where} sent an unusable answer (larger than {MAX_BODY_BYTES // 1024} KiB). {hint}")
     status = response.status_code
     if 300 <= status < 400:
         raise redirect_error(status, response.headers, what=where, hint=hint, error=error)
@@ -135,12 +140,7 @@ def error_fields(response: Any, secrets: Iterable[str | None] = ()) -> tuple[str
     with every secret in ``secrets`` redacted."""
     if not isinstance(response_body(response), dict):
         return None, None
-    secrets = list(secrets)
-    error, description = transport_error_fields(response)
-    return (
-        redact(error, secrets) if error is not None else None,
-        redact(description, secrets) if description is not None else None,
-    )
+    return transport_error_fields(response, secrets)
 
 
 def error_detail(response: Any, secrets: Iterable[str | None] = ()) -> str:

@@ -27,6 +27,8 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 16
 #: Longest server text quoted in a message.
 MAX_QUOTED = 300
+#: Longest message (ours, quoting server text) stored in an event, an exception or a log line.
+MAX_MESSAGE = 2000
 REDACTED = "***"
 _OPENERS = frozenset(b"[{")
 _CLOSERS = frozenset(b"]}")
@@ -77,13 +79,22 @@ def _forms(secret: str) -> set[str]:
     return {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
 
 
-def redact(text: str | None, secrets: Iterable[str | None]) -> str:
-    """``text`` with every known secret (in every encoding of :func:`_forms`) replaced by ``***``,
-    non-printable characters dropped and the length capped at :data:`MAX_QUOTED`."""
-    result = "".join(ch for ch in (text or "") if ch.isprintable())
+def sanitize(text: str | None, secrets: Iterable[str | None] = (), *, limit: int = MAX_MESSAGE) -> str:
+    """The one sanitiser of server text (API and job errors, trigger events, CLI output, log lines):
+    every known secret (in every encoding of :func:`_forms`) replaced by ``***``, anything not
+    printable (newlines, terminal escapes, bidi controls) dropped, and the length capped at ``limit``
+    characters. Secrets are replaced before the cap, so a cut cannot expose part of one."""
+    raw = str(text or "")
+    cut = len(raw) > 4 * limit
+    result = "".join(ch for ch in raw[: 4 * limit] if ch.isprintable())  # a 2 MB text is not scanned whole
     for secret in sorted({f for s in secrets if s and len(s) >= 4 for f in _forms(s)}, key=len, reverse=True):
         result = result.replace(secret, REDACTED)
-    return result[:MAX_QUOTED] + ("..." if len(result) > MAX_QUOTED else "")
+    return result[:limit] + ("..." if cut or len(result) > limit else "")
+
+
+def redact(text: str | None, secrets: Iterable[str | None]) -> str:
+    """:func:`sanitize` for a quote of server text inside a message: capped at :data:`MAX_QUOTED`."""
+    return sanitize(text, secrets, limit=MAX_QUOTED)
 
 
 def error_fields(body: Any, secrets: Iterable[str | None] = ()) -> tuple[str | None, str | None]:

@@ -336,10 +336,10 @@ class JobEvent:
 
     def finished_job(self) -> CartoJob:
         """The job that succeeded; raises CartoJobError, CartoJobTimeout or CartoError otherwise."""
+        if self.status == TIMEOUT:  # also when the time ran out before CARTO answered a check
+            raise CartoJobTimeout(self.message)
         if self.status == ERROR or self.job is None:
             raise CartoError(f"Lost track of CARTO job {self.job_id!r}: {self.message}")
-        if self.status == TIMEOUT:
-            raise CartoJobTimeout(self.message)
         return self.job.check()
 
 
