@@ -20,12 +20,19 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
+from carto_provider.api.bounded import DEFAULT_MAX_BODY, check_timeout
 from carto_provider.auth.cache import DEFAULT_LOCK_TIMEOUT, TokenCache
 from carto_provider.auth.carto_auth import CartoAuth, default_cache_path, single_flight_wait
 from carto_provider.auth.config import M2MCredentials
 from carto_provider.auth.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy
 from carto_provider.auth.settings import M2M_CACHE_FILENAME, OAUTH_CACHE_FILENAME, AuthSettings
-from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
+from carto_provider.errors import (
+    CartoAPIError,
+    CartoError,
+    ConfigurationError,
+    CredentialsConfigError,
+    CredentialsError,
+)
 from carto_provider.hooks.params import split_hook_params
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
 
@@ -238,7 +245,12 @@ class CartoAuthHook(BaseHook):
 
     :param carto_conn_id: the connection id (default ``carto_default``).
     :param retry_policy: how transient HTTP failures are retried (None: the default; tokens: token_retry).
-    :param timeout: (connect, read) timeout in seconds of every HTTP call.
+    :param timeout: (connect, read) timeout in seconds of every HTTP call; one attempt (connect and
+        every read together) ends after ``connect + read`` at the latest. Finite and above 0, else a
+        ConfigurationError here.
+    :param max_response_bytes: the largest API answer read, counted after decoding (default
+        :data:`~carto_provider.api.bounded.DEFAULT_MAX_BODY`, 256 MiB); a larger one (a ``/query``
+        of too many rows, a gzip bomb) is refused as soon as it passes this.
     :param kwargs: the connection's extra fields (``auth_url``, ``token_cache``...) override the
         connection's values; other names are checked as :mod:`carto_provider.hooks.params` says.
     """
@@ -256,8 +268,19 @@ class CartoAuthHook(BaseHook):
         *,
         retry_policy: RetryPolicy | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_BODY,
         **kwargs: Any,
     ) -> None:
+        check_timeout(timeout)
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes <= 0
+        ):
+            raise ConfigurationError(
+                f"max_response_bytes must be a number of bytes above 0, not {max_response_bytes!r}."
+            )
+        self.max_response_bytes = max_response_bytes
         self.hook_params, for_base = split_hook_params(type(self).__name__, kwargs, self.base_hook_params)
         super().__init__(**for_base)
         self.carto_conn_id = carto_conn_id

@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from carto_provider.api.bounded import check_timeout
 from carto_provider.hooks.carto import CartoAuthHook
 from carto_provider.hooks.jobs import IMPORT, SQL_JOB, CartoJob, CartoJobTimeout, JobKind, JobWatch, kind_of
 from carto_provider.hooks.sql_api import (
@@ -76,6 +77,7 @@ class CartoSQLHook(CartoAuthHook):
         **kwargs: Any,
     ) -> None:
         super().__init__(carto_conn_id, **kwargs)
+        check_timeout(query_timeout, "query_timeout")
         self.at_most_once_retry = at_most_once_retry
         self.import_retry = import_retry
         self.query_timeout = query_timeout
@@ -92,6 +94,7 @@ class CartoSQLHook(CartoAuthHook):
                 tokens=lambda rejected: auth.get_token(rejected=rejected).value,
                 policy=self.retry_policy,
                 timeout=self.timeout,
+                max_body=self.max_response_bytes,
             )
         return self._transport
 

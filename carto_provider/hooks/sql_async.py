@@ -74,6 +74,7 @@ class CartoSQLAsyncHook(CartoAuthHook):
                 tokens=lambda rejected: auth.get_token(rejected=rejected).value,
                 policy=self.retry_policy,
                 timeout=self.timeout,
+                max_body=self.max_response_bytes,
             )
         return self._atransport
 
