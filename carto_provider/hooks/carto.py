@@ -107,6 +107,7 @@ class CartoConnectionSettings:
                 "'token_cache_redis_url' or the Airflow option [carto] token_cache_redis_url."
             )
         host = _base_url_of(conn.host, conn.port, conn.schema)
+        bigquery = text("bigquery_api_endpoint")
         return cls(
             conn_id=conn_id,
             auth_type=auth_type,
@@ -119,7 +120,10 @@ class CartoConnectionSettings:
             org=text("org"),
             credentials_file=text("credentials_file"),
             token_cache_dir=text("token_cache_dir"),
-            bigquery_api_endpoint=text("bigquery_api_endpoint"),
+            # It carries the Data Warehouse token: the same URL rules as the API base URL.
+            bigquery_api_endpoint=auth.check_base_url(bigquery, what=f"bigquery_api_endpoint of {conn_id!r}")
+            if bigquery
+            else None,
             token_cache=token_cache,
             token_cache_redis_url=redis_url,
             auth=auth,
@@ -193,7 +197,7 @@ def _probe_api(auth: CartoAuth, expires_at: float) -> str:
     response = auth.request("GET", "/v3/connections")
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         raise CartoAPIError(
             f"{auth.get_api_base_url()} answered /v3/connections with something that is not CARTO's JSON; "
             "check the API Base URL (CARTO Workspace > Developers, e.g. https://gcp-us-east1.api.carto.com).",

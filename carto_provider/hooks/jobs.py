@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from carto_provider.auth.untrusted import sanitize
 from carto_provider.errors import CartoError
 from carto_provider.hooks.sql_api import CARTO_DW, import_path, job_path
 
@@ -48,8 +49,13 @@ TIMEOUT, ERROR = "timeout", "error"
 
 
 def error_text(error: Any) -> str | None:
-    """A job's ``error`` as text: ``{code, msg}`` as ``"code: msg"``, a string unchanged, ``{}``,
+    """A job's ``error`` as sanitised text: ``{code, msg}`` as ``"code: msg"``, a string as is, ``{}``,
     ``""`` and ``None`` as no error, anything else as JSON."""
+    text = _raw_error_text(error)
+    return None if text is None else sanitize(text)
+
+
+def _raw_error_text(error: Any) -> str | None:
     if error is None or error == "" or error == {} or error == []:
         return None
     if isinstance(error, str):
@@ -151,8 +157,8 @@ class CartoJob:
         external = body.get("externalId")
         return cls(
             kind=label,
-            job_id=str(found),
-            status=str(body.get("status") or ""),
+            job_id=sanitize(str(found), limit=256),
+            status=sanitize(str(body.get("status") or ""), limit=64),
             connection=connection or body.get("connection"),
             external_id=str(external) if external else None,
             error=error_text(body.get("error")),

@@ -6,12 +6,14 @@ No I/O and no Airflow here. What jobs and imports are and how their outcome is r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from carto_provider.errors import CartoError
+from carto_provider.auth.untrusted import sanitize
+from carto_provider.errors import CartoError, ConfigurationError
 
 #: The CARTO connection name of the CARTO Data Warehouse.
 CARTO_DW = "carto_dw"
@@ -26,11 +28,29 @@ QueryParameters = Mapping[str, Any] | Sequence[Any]
 # ---------------------------------------------------------------------------------------------- paths
 
 
+#: What a name or id may be as one URL path segment: letters, digits and ``_ - . : @ + = ~`` or a
+#: space, at most 256 of them, not only dots (``.``/``..`` would name another API path).
+_SEGMENT = re.compile(r"(?!\.+\Z)[\w .:@+=~-]{1,256}\Z")
+
+
+def path_segment(value: Any, what: str = "name") -> str:
+    """``value`` URL-quoted as one path segment, or ConfigurationError: a connection name or a job,
+    import or workflow id (templated, or sent by a server) cannot turn a call into another API path."""
+    text = str(value)
+    if not _SEGMENT.match(text):
+        raise ConfigurationError(
+            f"Refused {what} {sanitize(text, limit=80)!r}: it must be 1 to 256 letters, digits, spaces or "
+            "'_-.:@+=~', and not only dots."
+        )
+    return quote(text, safe="")
+
+
 def sql_path(connection: str, *parts: str) -> str:
-    """``/v3/sql/{connection}/...`` with every part URL-quoted."""
+    """``/v3/sql/{connection}/...`` with every part a checked path segment (:func:`path_segment`)."""
     if not connection or not str(connection).strip():
         raise ValueError("A CARTO connection name is required (e.g. 'carto_dw').")
-    return "/".join(["/v3/sql", *(quote(str(p), safe="") for p in (connection, *parts))])
+    segments = [path_segment(connection, "connection name"), *(path_segment(p, "job id") for p in parts)]
+    return "/".join(["/v3/sql", *segments])
 
 
 def job_path(connection: str, job_id: str | None = None) -> str:
@@ -40,7 +60,7 @@ def job_path(connection: str, job_id: str | None = None) -> str:
 
 def import_path(job_id: str | None = None, action: str | None = None) -> str:
     """``/v3/imports[/{jobId}[/{action}]]``."""
-    parts = [quote(str(p), safe="") for p in (job_id, action) if p]
+    parts = [path_segment(p, "import id") for p in (job_id, action) if p]
     return "/".join(["/v3/imports", *parts])
 
 
