@@ -75,8 +75,9 @@ try:
         h.run_query("SELECT 1")
     elif what == "lock":
         a = CartoSQLHook("carto_a")
+        a.settings  # read the connection first, so A's fetch starts at once
         threading.Thread(target=a.get_access_token, daemon=True).start()
-        time.sleep(0.5)
+        time.sleep(2.0)  # A's token request is now waiting on the slow server (5 s)
         start = time.monotonic()
         CartoSQLHook("carto_b").get_access_token()
     out["outcome"] = "answered"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from carto_provider.auth.cache import DEFAULT_CACHE_DIR
+from carto_provider.auth.cache_file import DEFAULT_CACHE_DIR
 from carto_provider.auth.urls import check_url, is_loopback_host
 from carto_provider.retry import TOKEN_RETRY, RetryPolicy
 
