@@ -130,21 +130,24 @@ class CartoConnectionSettings:
         )
 
     def m2m_credentials(self) -> M2MCredentials:
-        """The M2M client: connection fields, falling back field by field to ``credentials_file``."""
-        data: dict[str, Any] = {}
+        """The M2M client: the connection's host, login and password, or a ``credentials_file`` used
+        whole (the connection's ``auth_url`` applies when the file names none)."""
         source = f"Connection {self.conn_id!r}"
         if self.credentials_file:
-            data.update(M2MCredentials.from_file(self.credentials_file, settings=self.auth).__dict__)
-            source += f" (with credentials file {self.credentials_file!r})"
-        for name, value in (
-            ("api_base_url", self.api_base_url),
-            ("client_id", self.client_id),
-            ("client_secret", self.client_secret),
-        ):
-            if value:
-                data[name] = value
-        if not self.credentials_file or "auth_url" not in data:
-            data["auth_url"] = self.auth_url
+            given = [n for n, v in (("host", self.api_base_url), ("login", self.client_id)) if v]
+            if given or self.client_secret:
+                raise CredentialsConfigError(
+                    f"{source} sets the extra 'credentials_file' and {', '.join(given or ['password'])}: a "
+                    "credentials file is used whole, not mixed with the connection's fields; keep one."
+                )
+            path = allowed_credentials_file(self.credentials_file, source)
+            return M2MCredentials.from_file(path, auth_url=self.auth_url, settings=self.auth)
+        data = {
+            "api_base_url": self.api_base_url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "auth_url": self.auth_url,
+        }
         names = {
             "api_base_url": "API Base URL (host)",
             "client_id": "Client ID (login)",
@@ -236,6 +239,21 @@ def _carto_option(name: str) -> str | None:
     if value is None:
         return None
     return str(value).strip() or None
+
+
+def allowed_credentials_file(path: str, source: str) -> Path:
+    """``path`` resolved (symbolic links followed), if it lies in a directory of the Airflow option
+    ``[carto] credentials_file_dirs``; else CredentialsConfigError (the option is empty by default)."""
+    listed = (_carto_option("credentials_file_dirs") or "").split(",")
+    dirs = [Path(d.strip()).expanduser().resolve() for d in listed if d.strip()]
+    resolved = Path(path).expanduser().resolve()
+    if not any(resolved.is_relative_to(d) for d in dirs):
+        raise CredentialsConfigError(
+            f"{source}: the credentials file {path!r} is not in a directory of the Airflow option "
+            "[carto] credentials_file_dirs (empty by default, so no credentials file is read); list its "
+            "directory there (AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS), or use login and password."
+        )
+    return resolved
 
 
 def _mask(value: str) -> None:
