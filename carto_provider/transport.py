@@ -234,7 +234,7 @@ class _Base:
         self.max_body = max_body
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r})"
+        return f"{type(self).__name__}({redact_url(self.base_url)!r})"
 
     def url(self, path: str) -> str:
         """``path`` relative to the base URL; an absolute URL only on the base URL's own origin
@@ -299,9 +299,8 @@ class _Base:
         except httpx.TransportError as exc:
             timed_out = isinstance(exc, httpx.TimeoutException)
             kind = "timed out" if timed_out else "could not be reached"
-            message = (
-                f"The CARTO API at {self.base_url} {kind} ({type(exc).__name__}). {self.unreachable_hint}"
-            )
+            where = redact_url(self.base_url)
+            message = f"The CARTO API at {where} {kind} ({type(exc).__name__}). {self.unreachable_hint}"
             if call.at_most_once and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
                 message += (
                     f" CARTO may have acted on this {call.method} {redact_url(call.url)} anyway: check before"
@@ -313,7 +312,7 @@ class _Base:
         self, response: httpx.Response, raise_for_status: bool, sent: Iterable[str | None] = ()
     ) -> httpx.Response:
         if raise_for_status and response.status_code >= 400:
-            raise api_error(response, api_base_url=self.base_url, secrets=sent)
+            raise api_error(response, api_base_url=redact_url(self.base_url), secrets=sent)
         return response
 
 
