@@ -47,6 +47,7 @@ import tenacity
 
 from carto_provider import __version__
 from carto_provider.api.bounded import (
+    ACCEPT_ENCODING,
     DEFAULT_MAX_BODY,
     ResponseTooLargeError,
     Timeout,
@@ -259,7 +260,11 @@ class _Base:
     def _client_options(self) -> dict[str, Any]:
         return {
             "timeout": self._httpx_timeout(self.timeout),
-            "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+            "headers": {
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
             "follow_redirects": False,
         }
 

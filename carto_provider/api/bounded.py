@@ -2,10 +2,11 @@
 
 Every call of :mod:`carto_provider.transport` reads its answer here, streamed:
 
-* **Byte budget**: the body is counted *after* decoding (httpx's ``iter_bytes`` inflates gzip,
-  deflate, brotli), chunk by chunk, and refused with :class:`ResponseTooLargeError` as soon as the
-  count passes the budget. A 150 KB gzip answer that inflates to 150 MiB therefore costs about the
-  budget, not 150 MiB. Budgets: :data:`DEFAULT_MAX_BODY` for API answers (a ``/query`` answer can
+* **Byte budget**: the body is counted *after* decoding (gzip and deflate inflated here, 64 KiB at a
+  time, whatever one network read holds), piece by piece, and refused with
+  :class:`ResponseTooLargeError` as soon as the count passes the budget. A 150 KB gzip answer
+  that inflates to 150 MiB therefore costs about the budget, not 150 MiB. Budgets:
+  :data:`DEFAULT_MAX_BODY` for API answers (a ``/query`` answer can
   be large; hooks take ``max_response_bytes``), :data:`ERROR_BODY_BYTES` for error answers and
   ``auth.untrusted.MAX_BODY_BYTES`` (1 MiB) for the auth flow's answers.
 * **Total deadline**: connect, sending and every read of one attempt share one deadline
@@ -27,6 +28,7 @@ import contextvars
 import io
 import math
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -127,11 +129,64 @@ class _Collector:
         self.buffer = io.BytesIO()
 
 
+#: The encodings inflated here, at most :data:`_CHUNK` bytes at a time (``Accept-Encoding`` asks for
+#: these only); httpx's own decoders inflate a whole network read at once (64 KiB of a gzip bomb is
+#: 64 MiB), so they serve only an encoding a server sends unasked.
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+class _Inflater:
+    """Inflates one gzip or deflate body in pieces of at most :data:`_CHUNK` decoded bytes."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding, self.wbits = encoding, _WBITS[encoding]
+        self.inflater = zlib.decompressobj(self.wbits)
+        self.started = False
+
+    def feed(self, raw: bytes) -> Iterator[bytes]:
+        """The decoded pieces of ``raw``; an unusable body is httpx's ``DecodingError``."""
+        import httpx
+
+        data = raw
+        try:
+            while data:
+                try:
+                    piece = self.inflater.decompress(data, _CHUNK)
+                except zlib.error:
+                    if self.started or self.wbits != zlib.MAX_WBITS:
+                        raise
+                    self.inflater, self.wbits = zlib.decompressobj(-zlib.MAX_WBITS), -zlib.MAX_WBITS
+                    continue  # "deflate" sent without its zlib header, as some servers do
+                self.started = True
+                data = self.inflater.unconsumed_tail
+                if piece:
+                    yield piece
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"the answer's {self.encoding} stream is damaged: {exc}") from None
+
+    def flush(self) -> bytes:
+        """What is left at the end of the body."""
+        return self.inflater.flush()
+
+
+def _inflater(response: httpx.Response) -> _Inflater | None:
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    return _Inflater(encoding) if encoding in _WBITS else None
+
+
 def read_bounded(response: httpx.Response, max_body: int) -> httpx.Response:
     """Read a streamed sync answer within its budget (the deadline is the socket's, see the module doc)."""
     collector = _Collector(response, budget_for(response, max_body))
-    for chunk in response.iter_bytes(_CHUNK):
-        collector.add(chunk)
+    inflater = _inflater(response)
+    if inflater is None:
+        for chunk in response.iter_bytes(_CHUNK):
+            collector.add(chunk)
+    else:
+        for raw in response.iter_raw(_CHUNK):
+            for piece in inflater.feed(raw):
+                collector.add(piece)
+        collector.add(inflater.flush())
     collector.finish()
     return response
 
@@ -139,9 +194,17 @@ def read_bounded(response: httpx.Response, max_body: int) -> httpx.Response:
 async def aread_bounded(response: httpx.Response, max_body: int) -> httpx.Response:
     """Read a streamed async answer within its budget."""
     collector = _Collector(response, budget_for(response, max_body))
-    chunks: AsyncIterator[bytes] = response.aiter_bytes(_CHUNK)
-    async for chunk in chunks:
-        collector.add(chunk)
+    inflater = _inflater(response)
+    if inflater is None:
+        chunks: AsyncIterator[bytes] = response.aiter_bytes(_CHUNK)
+        async for chunk in chunks:
+            collector.add(chunk)
+    else:
+        raws: AsyncIterator[bytes] = response.aiter_raw(_CHUNK)
+        async for raw in raws:
+            for piece in inflater.feed(raw):
+                collector.add(piece)
+        collector.add(inflater.flush())
     collector.finish()
     return response
 
