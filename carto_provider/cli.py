@@ -71,14 +71,17 @@ def _login_target(args: argparse.Namespace) -> tuple[OAuthClient, TokenCache, Pa
 
 
 def _describe_login(token: AccessToken, client: OAuthClient, path: Path) -> str:
+    from carto_provider.api.untrusted import sanitize
     from carto_provider.auth.login.oauth import LoginToken, expiry_text
 
     login = token.login if isinstance(token, LoginToken) else None
+    user = sanitize(login.user, limit=200) if login and login.user else None
+    base_url = sanitize(login.api_base_url, limit=200) if login and login.api_base_url else None
     left = max(0, int(token.expires_at - time.time()))
     return "\n".join(
         [
-            f"Logged in to CARTO as {(login.user if login else None) or 'an unknown user'}",
-            f"  API base URL: {login.api_base_url if login else 'unknown'}",
+            f"Logged in to CARTO as {user or 'an unknown user'}",
+            f"  API base URL: {base_url or 'unknown'}",
             f"  Login:        {client.label}",
             f"  Expires:      {expiry_text(token.expires_at)} (in {left // 3600} h {left % 3600 // 60} min)",
             f"  Token:        fp={token.fingerprint} (a fingerprint; the token itself is never shown)",

@@ -14,7 +14,8 @@
     │   └── CredentialsAPIError (+ CartoAPIError) discovery or the DW token endpoint failed
     │   └── UnknownHookParameterError (+ TypeError) a hook was given a keyword it does not know
     ├── CartoAPIError                             a CARTO API call failed
-    │   └── BigQueryEndpointError                 the Data Warehouse's BigQuery endpoint failed
+    │   ├── BigQueryEndpointError                 the Data Warehouse's BigQuery endpoint failed
+    │   └── ResponseTooLargeError                 an answer passed its byte budget (after decoding)
     ├── QueryTooLargeError                        a synchronous query returned too many rows
     ├── CartoJobError                             a SQL job, import or Workflow run failed or was cancelled
     └── CartoJobTimeout                           a job did not finish in the time allowed
@@ -162,6 +163,10 @@ class BigQueryEndpointError(CartoAPIError):
     """The BigQuery endpoint of the CARTO Data Warehouse client could not be reached or did not answer."""
 
 
+class ResponseTooLargeError(CartoAPIError):
+    """An answer passed its byte budget (counted after decoding); reading stopped there."""
+
+
 class QueryTooLargeError(CartoError):
     """A synchronous query returned more rows than the caller accepts, or hit the SQL API cap."""
 
@@ -196,5 +201,6 @@ __all__ = [
     "CredentialsFileNotFoundError",
     "LoginRequiredError",
     "QueryTooLargeError",
+    "ResponseTooLargeError",
     "UnknownHookParameterError",
 ]

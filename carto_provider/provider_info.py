@@ -33,7 +33,8 @@ CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     },
     "credentials_file": {
         "label": "Credentials file",
-        "description": "Path on the workers of a carto_credentials.json, used instead of Client ID/Secret.",
+        "description": "Path on the workers of a carto_credentials.json, used whole instead of the host, "
+        "Client ID/Secret; only in a directory listed in [carto] credentials_file_dirs.",
         "schema": {"type": ["string", "null"]},
     },
     # The three cache extras were token_cache_dir, token_cache, token_cache_redis_url before 1.0: Airflow
@@ -107,6 +108,15 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "type": "string",
         "example": "redis",
         "default": "local",
+    },
+    "credentials_file_dirs": {
+        "description": "Directories (separated by commas) on the workers where a connection's "
+        "credentials_file may be; empty (the default): the credentials_file extra is refused. Whoever "
+        "can edit a connection could otherwise name another team's credentials file.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "/opt/airflow/secrets/carto",
+        "default": "",
     },
     "token_cache_redis_url": {
         "description": "The Redis of token_cache = redis (redis://[:password@]host:port/db), for "

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
+
+from carto_provider.api.untrusted import path_segment
 
 ACTIVITY_PATH = "/activity-data-jobs"
 #: CARTO: "The range must be under 60 days".
@@ -29,7 +31,7 @@ _URL_FIELDS = ("urls", "downloadUrls", "download_urls", "files", "results")
 
 def activity_path(job_id: str | None = None, action: str | None = None) -> str:
     """``/activity-data-jobs[/{jobId}[/{action}]]``."""
-    return "/".join([ACTIVITY_PATH, *(quote(str(p), safe="") for p in (job_id, action) if p)])
+    return "/".join([ACTIVITY_PATH, *(path_segment(p, "activity job id") for p in (job_id, action) if p)])
 
 
 def accounts_origin(accounts_url: str) -> str:

@@ -35,6 +35,7 @@ from typing import Any
 from carto_provider.api.activity import activity_path
 from carto_provider.api.imports import import_path
 from carto_provider.api.sql import CARTO_DW, job_path
+from carto_provider.api.untrusted import sanitize
 from carto_provider.errors import CartoError, CartoJobError, CartoJobTimeout
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,13 @@ TIMEOUT, ERROR = "timeout", "error"
 
 
 def error_text(error: Any) -> str | None:
-    """A job's ``error`` as text: ``{code, msg}`` as ``"code: msg"``, a string unchanged, ``{}``,
+    """A job's ``error`` as sanitised text: ``{code, msg}`` as ``"code: msg"``, a string as is, ``{}``,
     ``""`` and ``None`` as no error, anything else as JSON."""
+    text = _raw_error_text(error)
+    return None if text is None else sanitize(text)
+
+
+def _raw_error_text(error: Any) -> str | None:
     if error is None or error == "" or error == {} or error == []:
         return None
     if isinstance(error, str):
@@ -171,8 +177,8 @@ class CartoJob:
         external = body.get("externalId")
         return cls(
             kind=label,
-            job_id=str(found),
-            status=str(body.get("status") or ""),
+            job_id=sanitize(str(found), limit=256),
+            status=sanitize(str(body.get("status") or ""), limit=64),
             connection=connection or body.get("connection"),
             external_id=str(external) if external else None,
             error=error_text(body.get("error")),
@@ -344,10 +350,10 @@ class JobEvent:
 
     def finished_job(self) -> CartoJob:
         """The job that succeeded; raises CartoJobError, CartoJobTimeout or CartoError otherwise."""
+        if self.status == TIMEOUT:  # also when the time ran out before CARTO answered a check
+            raise CartoJobTimeout(self.message)
         if self.status == ERROR or self.job is None:
             raise CartoError(f"Lost track of CARTO job {self.job_id!r}: {self.message}")
-        if self.status == TIMEOUT:
-            raise CartoJobTimeout(self.message)
         return self.job.check()
 
 

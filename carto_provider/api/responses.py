@@ -43,16 +43,18 @@ def response_body(response: Any) -> Any:
 
 
 def response_json(response: Any) -> Any:
-    """The JSON body of a successful response (``{}`` when empty), or a clear error."""
+    """The JSON body of a successful response (``{}`` when empty), or a clear error (also for JSON
+    nested deeper than the interpreter can parse: never a ``RecursionError``)."""
     if not response.content:
         return {}
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError) as exc:
         method = getattr(getattr(response, "request", None), "method", "")
+        what = "JSON nested too deeply" if isinstance(exc, RecursionError) else "no JSON"
         raise CartoAPIError(
             f"CARTO answered {method} {redact_url(str(response.url))} with HTTP {response.status_code} "
-            "but no JSON.",
+            f"but {what}.",
             status=response.status_code,
         ) from None
 
@@ -79,7 +81,7 @@ def error_detail(response: Any, secrets: Iterable[str | None] = ()) -> str:
     """``"error: description"`` of a JSON error body, else the HTTP reason."""
     error, description = error_fields(response, secrets)
     reason = getattr(response, "reason_phrase", None) or getattr(response, "reason", None)
-    return ": ".join(x for x in (error, description) if x) or (reason or "no error body")
+    return ": ".join(x for x in (error, description) if x) or redact(reason or "no error body", ())
 
 
 _STATUS_HINTS = {

@@ -16,8 +16,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
+from carto_provider.api.untrusted import path_segment
 from carto_provider.errors import CartoError
 
 TOKENS_PATH = "/v3/tokens"
@@ -28,8 +28,12 @@ GrantLike = Mapping[str, str] | Sequence[str]
 
 
 def token_path(token: str | None = None) -> str:
-    """``/v3/tokens[/{token}]`` (the token URL-quoted)."""
-    return TOKENS_PATH if token is None else f"{TOKENS_PATH}/{quote(str(token), safe='')}"
+    """``/v3/tokens[/{token}]`` (the token a checked path segment: an API access token is a JWT)."""
+    return (
+        TOKENS_PATH
+        if token is None
+        else f"{TOKENS_PATH}/{path_segment(token, 'token', max_length=8192, secret=True)}"
+    )
 
 
 def grant(connection_name: str, source: str = "*") -> dict[str, str]:

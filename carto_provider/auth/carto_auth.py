@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from carto_provider.api.bounded import DEFAULT_MAX_BODY
 from carto_provider.api.responses import response_body
 from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
 from carto_provider.api.transport import DEFAULT_TIMEOUT, AsyncTransport, Transport
@@ -166,8 +167,10 @@ class CartoAuth:
         settings: AuthSettings = DEFAULT_SETTINGS,
         given: AccessToken | None = None,
         error_hints: Mapping[int, str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_BODY,
     ) -> None:
         """``given``: a token used until it expires; ``error_hints``: advice per status in API errors;
+        ``max_response_bytes``: the largest API answer read, counted after decoding;
         ``on_secret`` is called once with every token value this object hands out or uses (Airflow
         passes ``mask_secret``, so tokens become ``***`` in task logs); ``settings`` are the ones the
         caller resolved (the URL rules for ``api_base_url``)."""
@@ -186,6 +189,7 @@ class CartoAuth:
         self._current: AccessToken | None = None  # the hot path's copy; see get_access_token
         self._given = given
         self.error_hints = error_hints
+        self.max_response_bytes = max_response_bytes
 
     def __repr__(self) -> str:
         return (
@@ -358,6 +362,7 @@ class CartoAuth:
                 policy=self.retry_policy,
                 timeout=self.timeout,
                 error_hints=self.error_hints,
+                max_body=self.max_response_bytes,
             )
         return self._transport
 
@@ -370,6 +375,7 @@ class CartoAuth:
             policy=self.retry_policy,
             timeout=self.timeout,
             error_hints=self.error_hints,
+            max_body=self.max_response_bytes,
         )
 
     # ------------------------------------------------------------------ CARTO Data Warehouse

@@ -24,9 +24,10 @@ EXAMPLE = "e.g. https://gcp-us-east1.api.carto.com"
 
 
 def is_loopback_host(host: str) -> bool:
-    """Return True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    """Return True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1) only: another
+    ``*.localhost`` name goes to whatever the resolver says (RFC 6761 asks, resolvers need not obey)."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

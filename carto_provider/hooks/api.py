@@ -73,6 +73,7 @@ class CartoAPIHook(CartoAuthHook):
                 policy=self.retry_policy,
                 timeout=self.timeout,
                 error_hints=auth.error_hints,
+                max_body=auth.max_response_bytes,
             )
         return self._accounts
 

@@ -43,7 +43,12 @@ class CartoAPIAsyncHook(CartoAuthHook):
             self._accounts_url = accounts_origin(settings.auth.accounts_url_for(settings.auth_url))
             # Reading a credentials file or opening the token cache is I/O: not on the loop.
             self._auth = await asyncio.to_thread(
-                self._build_auth, settings, self.retry_policy, self.timeout, self.token_retry
+                self._build_auth,
+                settings,
+                self.retry_policy,
+                self.timeout,
+                self.token_retry,
+                self.max_response_bytes,
             )
         return self._auth
 
@@ -86,6 +91,7 @@ class CartoAPIAsyncHook(CartoAuthHook):
                 policy=self.retry_policy,
                 timeout=self.timeout,
                 error_hints=auth.error_hints,
+                max_body=auth.max_response_bytes,
             )
         return self._aaccounts
 

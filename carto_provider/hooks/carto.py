@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import BaseHook
 
 from carto_provider._hook_params import renamed_extras, split_hook_params
+from carto_provider.api.bounded import DEFAULT_MAX_BODY, check_timeout
 from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
 from carto_provider.api.transport import DEFAULT_TIMEOUT
 from carto_provider.auth.api_token import api_token_auth, probe_api_token
@@ -36,7 +37,13 @@ from carto_provider.auth.settings import (
     default_cache_path,
 )
 from carto_provider.auth.urls import connection_base_url
-from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
+from carto_provider.errors import (
+    CartoAPIError,
+    CartoError,
+    ConfigurationError,
+    CredentialsConfigError,
+    CredentialsError,
+)
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:
@@ -112,6 +119,7 @@ class CartoConnectionSettings:
                 "'cache_redis_url' or the Airflow option [carto] token_cache_redis_url."
             )
         host = connection_base_url(conn.host, conn.port, conn.schema)
+        bigquery = text("bigquery_api_endpoint")
         return cls(
             conn_id=conn_id,
             auth_type=auth_type,
@@ -124,7 +132,10 @@ class CartoConnectionSettings:
             org=text("org"),
             credentials_file=text("credentials_file"),
             cache_dir=text("cache_dir"),
-            bigquery_api_endpoint=text("bigquery_api_endpoint"),
+            # It carries the Data Warehouse token: the same URL rules as the API base URL.
+            bigquery_api_endpoint=auth.check_base_url(bigquery, what=f"bigquery_api_endpoint of {conn_id!r}")
+            if bigquery
+            else None,
             cache_backend=backend,
             cache_redis_url=redis_url,
             carto_connection=text("carto_connection"),
@@ -132,21 +143,24 @@ class CartoConnectionSettings:
         )
 
     def m2m_credentials(self) -> M2MCredentials:
-        """The M2M client: connection fields, falling back field by field to ``credentials_file``."""
-        data: dict[str, Any] = {}
+        """The M2M client: the connection's host, login and password, or a ``credentials_file`` used
+        whole (the connection's ``auth_url`` applies when the file names none)."""
         source = f"Connection {self.conn_id!r}"
         if self.credentials_file:
-            data.update(M2MCredentials.from_file(self.credentials_file, settings=self.auth).__dict__)
-            source += f" (with credentials file {self.credentials_file!r})"
-        for name, value in (
-            ("api_base_url", self.api_base_url),
-            ("client_id", self.client_id),
-            ("client_secret", self.client_secret),
-        ):
-            if value:
-                data[name] = value
-        if not self.credentials_file or "auth_url" not in data:
-            data["auth_url"] = self.auth_url
+            given = [n for n, v in (("host", self.api_base_url), ("login", self.client_id)) if v]
+            if given or self.client_secret:
+                raise CredentialsConfigError(
+                    f"{source} sets the extra 'credentials_file' and {', '.join(given or ['password'])}: a "
+                    "credentials file is used whole, not mixed with the connection's fields; keep one."
+                )
+            path = allowed_credentials_file(self.credentials_file, source)
+            return M2MCredentials.from_file(path, auth_url=self.auth_url, settings=self.auth)
+        data = {
+            "api_base_url": self.api_base_url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "auth_url": self.auth_url,
+        }
         names = {
             "api_base_url": "API Base URL (host)",
             "client_id": "Client ID (login)",
@@ -199,7 +213,7 @@ def _probe_api(auth: CartoAuth, expires_at: float) -> str:
     response = auth.request("GET", "/v3/connections")
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         raise CartoAPIError(
             f"{auth.get_api_base_url()} answered /v3/connections with something that is not CARTO's JSON; "
             "check the API Base URL (CARTO Workspace > Developers, e.g. https://gcp-us-east1.api.carto.com).",
@@ -224,6 +238,21 @@ def _carto_option(name: str) -> str | None:
     return str(value).strip() or None
 
 
+def allowed_credentials_file(path: str, source: str) -> Path:
+    """``path`` resolved (symbolic links followed), if it lies in a directory of the Airflow option
+    ``[carto] credentials_file_dirs``; else CredentialsConfigError (the option is empty by default)."""
+    listed = (_carto_option("credentials_file_dirs") or "").split(",")
+    dirs = [Path(d.strip()).expanduser().resolve() for d in listed if d.strip()]
+    resolved = Path(path).expanduser().resolve()
+    if not any(resolved.is_relative_to(d) for d in dirs):
+        raise CredentialsConfigError(
+            f"{source}: the credentials file {path!r} is not in a directory of the Airflow option "
+            "[carto] credentials_file_dirs (empty by default, so no credentials file is read); list its "
+            "directory there (AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS), or use login and password."
+        )
+    return resolved
+
+
 def _mask(value: str) -> None:
     from airflow.providers.common.compat.sdk import mask_secret
 
@@ -235,7 +264,12 @@ class CartoAuthHook(BaseHook):
 
     :param carto_conn_id: the connection id (default ``carto_default``).
     :param retry_policy: how transient HTTP failures are retried (None: the default; tokens: token_retry).
-    :param timeout: (connect, read) timeout in seconds of every HTTP call.
+    :param timeout: (connect, read) timeout in seconds of every HTTP call; one attempt (connect and
+        every read together) ends after ``connect + read`` at the latest. Finite and above 0, else a
+        ConfigurationError here.
+    :param max_response_bytes: the largest API answer read, counted after decoding (default
+        :data:`~carto_provider.api.bounded.DEFAULT_MAX_BODY`, 256 MiB); a larger one (a ``/query``
+        of too many rows, a gzip bomb) is refused as soon as it passes this.
     :param kwargs: the connection's extra fields (``auth_url``, ``cache_backend``...) override the
         connection's values; other names are checked as :mod:`carto_provider._hook_params` says.
     """
@@ -253,8 +287,19 @@ class CartoAuthHook(BaseHook):
         *,
         retry_policy: CartoRetryPolicy | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_BODY,
         **kwargs: Any,
     ) -> None:
+        check_timeout(timeout)
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes <= 0
+        ):
+            raise ConfigurationError(
+                f"max_response_bytes must be a number of bytes above 0, not {max_response_bytes!r}."
+            )
+        self.max_response_bytes = max_response_bytes
         self.hook_params, for_base = split_hook_params(type(self).__name__, kwargs, self.base_hook_params)
         super().__init__(**for_base)
         self.carto_conn_id = carto_conn_id
@@ -303,7 +348,9 @@ class CartoAuthHook(BaseHook):
     def get_auth(self) -> CartoAuth:
         """The :class:`~carto_provider.auth.CartoAuth` for this connection (built once per hook)."""
         if self._auth is None:
-            self._auth = self._build_auth(self.settings, self.retry_policy, self.timeout, self.token_retry)
+            self._auth = self._build_auth(
+                self.settings, self.retry_policy, self.timeout, self.token_retry, self.max_response_bytes
+            )
         return self._auth
 
     get_conn = get_auth
@@ -314,6 +361,7 @@ class CartoAuthHook(BaseHook):
         retry_policy: CartoRetryPolicy,
         timeout: float | tuple[float, float],
         token_retry: CartoRetryPolicy | None = None,
+        max_response_bytes: int = DEFAULT_MAX_BODY,
     ) -> CartoAuth:
         """The connection's :class:`CartoAuth` (``token_retry`` None: ``settings.auth.token_retry``)."""
         common: dict[str, Any] = {
@@ -321,6 +369,7 @@ class CartoAuthHook(BaseHook):
             "timeout": timeout,
             "on_secret": _mask,
             "bigquery_api_endpoint": settings.bigquery_api_endpoint,
+            "max_response_bytes": max_response_bytes,
         }
         if settings.auth_type == "api_token":
             source = f"connection {settings.conn_id!r}"

@@ -151,6 +151,7 @@ def write_file(path: Path, **extra_fields: str) -> str:
 
 
 def test_credentials_file_alone_is_enough(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path))
     path = write_file(tmp_path / "carto_credentials.json")
     settings = settings_of(monkeypatch, {"conn_type": "carto", "extra": {"credentials_file": path}})
     credentials = settings.m2m_credentials()
@@ -162,7 +163,8 @@ def test_credentials_file_alone_is_enough(monkeypatch, tmp_path):
     assert credentials.auth_url == "https://auth.carto.com"
 
 
-def test_connection_fields_override_the_credentials_file_field_by_field(monkeypatch, tmp_path):
+def test_a_credentials_file_is_used_whole_never_mixed_with_connection_fields(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path))
     path = write_file(tmp_path / "carto_credentials.json", auth_url="https://auth.example.com")
     settings = settings_of(
         monkeypatch,
@@ -172,13 +174,36 @@ def test_connection_fields_override_the_credentials_file_field_by_field(monkeypa
             "extra": {"credentials_file": path},
         },
     )
-    credentials = settings.m2m_credentials()
-    assert credentials.api_base_url == "https://gcp-europe-west1.api.carto.com"
-    assert credentials.client_id == "file-client"
-    assert credentials.auth_url == "https://auth.example.com"  # the file's, as no auth_url extra is set
+    with pytest.raises(CredentialsConfigError, match="used whole"):
+        settings.m2m_credentials()
+
+
+def test_the_connections_auth_url_applies_to_a_file_without_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path))
+    path = write_file(tmp_path / "carto_credentials.json")
+    extra = {"credentials_file": path, "auth_url": "https://auth.example.com"}
+    credentials = settings_of(monkeypatch, {"conn_type": "carto", "extra": extra}).m2m_credentials()
+    assert credentials.auth_url == "https://auth.example.com"  # it was ignored whenever a file was set
+
+
+def test_a_credentials_file_outside_the_allowed_directories_is_refused(monkeypatch, tmp_path):
+    path = write_file(tmp_path / "carto_credentials.json")
+    settings = settings_of(monkeypatch, {"conn_type": "carto", "extra": {"credentials_file": path}})
+    with pytest.raises(CredentialsConfigError, match="credentials_file_dirs"):
+        settings.m2m_credentials()  # the option is empty by default
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path / "other"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "link.json").symlink_to(path)
+    escape = settings_of(
+        monkeypatch,
+        {"conn_type": "carto", "extra": {"credentials_file": str(tmp_path / "other" / "link.json")}},
+    )
+    with pytest.raises(CredentialsConfigError, match="credentials_file_dirs"):
+        escape.m2m_credentials()  # a link out of the directory is followed, then refused
 
 
 def test_missing_credentials_file_names_the_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path))
     missing = str(tmp_path / "nowhere.json")
     settings = settings_of(monkeypatch, {"conn_type": "carto", "extra": {"credentials_file": missing}})
     with pytest.raises(CredentialsFileError, match="does not exist") as raised:

@@ -76,6 +76,7 @@ def test_credentials_file_instead_of_login_and_password(monkeypatch, tmp_path, c
     path = write_credentials(tmp_path / "carto_credentials.json", carto_emulator)
     extra = {"credentials_file": str(path), "cache_dir": str(tmp_path / "token-cache")}
     monkeypatch.setenv("AIRFLOW_CONN_CARTO_FILE", json.dumps({"conn_type": "carto", "extra": extra}))
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path))
     ok, message = CartoAuthHook("carto_file").test_connection()
     assert ok, message
     assert CartoAuthHook("carto_file").get_access_token()
