@@ -11,6 +11,7 @@ import os
 import pytest
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 
+from carto_provider.api import dbapi
 from carto_provider.errors import CartoJobError, UnknownHookParameterError
 from carto_provider.hooks.carto import CartoAuthHook
 from carto_provider.hooks.dbapi import CartoBigQueryDialect, CartoDbApiHook
@@ -134,8 +135,9 @@ def test_a_failing_statement_fails_with_the_warehouse_message(table):
     hook = CartoDbApiHook()
     with pytest.raises(Exception, match=r"no_such_column"):
         hook.get_records(f"SELECT no_such_column FROM {table}")
-    with pytest.raises(CartoJobError, match="failed"):
+    with pytest.raises(dbapi.DatabaseError, match="failed") as raised:  # what common.sql catches
         hook.run("INSERT INTO shared.no_such_table VALUES (1)")
+    assert isinstance(raised.value.__cause__, CartoJobError)
 
 
 def test_the_carto_connection_comes_from_the_param_then_the_extra(fast_carto, monkeypatch):

@@ -8,6 +8,7 @@ import zlib
 
 import pytest
 
+from carto_provider.api import dbapi
 from carto_provider.api.transport import AsyncTransport, Transport
 from carto_provider.errors import CredentialsError, ResponseTooLargeError
 from carto_provider.hooks.dbapi import CartoDbApiHook
@@ -59,8 +60,9 @@ def test_the_token_endpoint_bomb_is_refused_by_the_auth_flow(hostile_conn):
 def test_the_db_api_refuses_a_query_answer_above_max_response_bytes(hostile_conn):
     hostile_conn.on(QUERY, gzip_bomb(32 * MiB))
     cursor = CartoDbApiHook(max_response_bytes=4 * MiB).get_conn().cursor()
-    with pytest.raises(ResponseTooLargeError, match="max_response_bytes"):
+    with pytest.raises(dbapi.DataError, match="max_response_bytes") as raised:
         cursor.execute("SELECT * FROM big")
+    assert isinstance(raised.value.__cause__, ResponseTooLargeError)
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "10"])
