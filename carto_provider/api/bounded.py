@@ -10,7 +10,7 @@ Every call of :mod:`carto_provider.api.transport` reads its answer here, streame
   be large; hooks take ``max_response_bytes``), :data:`ERROR_BODY_BYTES` for error answers and
   ``auth.untrusted.MAX_BODY_BYTES`` (1 MiB) for the auth flow's answers.
 * **Total deadline**: connect, sending and every read of one attempt share one deadline
-  (:func:`total_seconds`: ``connect + read`` by default, or the third element of a
+  (:func:`check_timeout`: ``connect + read`` by default, or the third element of a
   ``(connect, read, total)`` timeout), so a server trickling a byte every few hundred milliseconds
   cannot hold a task or the triggerer for longer than that. Async calls run under
   ``anyio.fail_after``; sync calls get every socket operation's timeout capped to the time left
@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from carto_provider.api.responses import redact_url
+from carto_provider.api.untrusted import MAX_BODY_BYTES
 from carto_provider.errors import ConfigurationError, ResponseTooLargeError
 
 if TYPE_CHECKING:
@@ -41,8 +42,9 @@ if TYPE_CHECKING:
 #: Largest decoded API answer read by default (256 MiB): above any ``/query`` answer a worker should
 #: hold (CARTO returns at most 200,000 rows); hooks take ``max_response_bytes`` to change it.
 DEFAULT_MAX_BODY = 256 * 1024 * 1024
-#: Largest error answer read (an error body is a few hundred bytes; the message quotes 300 characters).
-ERROR_BODY_BYTES = 1024 * 1024
+#: Largest error answer read (an error body is a few hundred bytes; the message quotes 300 characters):
+#: the auth flow's limit, one number for every small answer.
+ERROR_BODY_BYTES = MAX_BODY_BYTES
 #: Longest the size check lets an answer through before counting (the chunk httpx decodes at once).
 _CHUNK = 64 * 1024
 
@@ -72,18 +74,6 @@ def check_timeout(timeout: Any, what: str = "timeout") -> tuple[float, float, fl
         return connect, read, total
     seconds = _positive(timeout, what)
     return seconds, seconds, 2 * seconds
-
-
-def check_seconds(value: Any, what: str, *, optional: bool = False) -> float | None:
-    """``value`` as finite seconds above 0 (``None`` allowed when ``optional``), else ConfigurationError."""
-    if value is None and optional:
-        return None
-    return _positive(value, what)
-
-
-def total_seconds(timeout: Timeout) -> float:
-    """The deadline of one attempt: connect, send and every read of it together."""
-    return check_timeout(timeout)[2]
 
 
 def _too_large(response: httpx.Response, budget: int) -> ResponseTooLargeError:

@@ -123,8 +123,8 @@ class _Base:
         self.error_hints = error_hints
         self.tokens = tokens
         self.policy = policy
-        check_timeout(timeout)
         self.timeout = timeout
+        self._timeouts = check_timeout(timeout)  # (connect, read, total), checked once
         self.unreachable_hint = unreachable_hint
         self.max_body = max_body
 
@@ -145,15 +145,15 @@ class _Base:
         return path
 
     @staticmethod
-    def _httpx_timeout(timeout: Timeout) -> httpx.Timeout:
+    def _httpx_timeout(timeouts: tuple[float, float, float]) -> httpx.Timeout:
         import httpx
 
-        connect, read, total = check_timeout(timeout)
+        connect, read, total = timeouts
         return httpx.Timeout(min(read, total), connect=min(connect, total))
 
     def _client_options(self) -> dict[str, Any]:
         return {
-            "timeout": self._httpx_timeout(self.timeout),
+            "timeout": self._httpx_timeout(self._timeouts),
             "headers": {
                 "User-Agent": USER_AGENT,
                 "Accept": "application/json",
@@ -167,16 +167,17 @@ class _Base:
         url = self.url(path)
         at_most_once = bool(options.pop("at_most_once", False))
         policy = options.pop("policy", None) or self.policy
-        timeout = options.pop("timeout", None)
-        if timeout is not None:
-            options["timeout"] = self._httpx_timeout(timeout)
+        timeouts = self._timeouts
+        if (timeout := options.pop("timeout", None)) is not None:
+            timeouts = check_timeout(timeout)
+            options["timeout"] = self._httpx_timeout(timeouts)
         return Call(
             method=method,
             url=url,
             at_most_once=at_most_once,
             authorize=bool(options.pop("authorize", True)) and self.tokens is not None,
             raise_for_status=bool(options.pop("raise_for_status", True)),
-            total=check_timeout(self.timeout if timeout is None else timeout)[2],
+            total=timeouts[2],
             max_body=int(options.pop("max_body", None) or self.max_body),
             retry=retry_arguments(policy, at_most_once=at_most_once, label=f"{method} {redact_url(url)}"),
             options=options,
