@@ -352,31 +352,30 @@ class CartoAuth:
     def _tokens(self, rejected: str | None) -> str:
         return self.get_token(rejected=rejected).value
 
-    def api_transport(self) -> Transport:
+    def _transport_options(self) -> dict[str, Any]:
+        return {
+            "tokens": self._tokens,
+            "policy": self.retry_policy,
+            "timeout": self.timeout,
+            "error_hints": self.error_hints,
+            "max_body": self.max_response_bytes,
+        }
+
+    def api_transport(self, base_url: str | None = None) -> Transport:
         """The one authenticated transport of this object (one HTTP connection pool), opened on first
-        use: every sync CARTO API call of a hook or of :meth:`request` goes through it."""
+        use: every sync CARTO API call of a hook or of :meth:`request` goes through it. With
+        ``base_url`` (another CARTO host, e.g. the accounts host), a new transport with the same
+        tokens, retries, timeouts and limits, for the caller to keep."""
+        if base_url is not None:
+            return Transport(base_url, **self._transport_options())
         if self._transport is None:
-            self._transport = Transport(
-                self._base_url(),
-                tokens=self._tokens,
-                policy=self.retry_policy,
-                timeout=self.timeout,
-                error_hints=self.error_hints,
-                max_body=self.max_response_bytes,
-            )
+            self._transport = Transport(self._base_url(), **self._transport_options())
         return self._transport
 
-    def api_async_transport(self) -> AsyncTransport:
+    def api_async_transport(self, base_url: str | None = None) -> AsyncTransport:
         """A new authenticated async transport with this object's tokens, retries and timeouts (a
-        trigger's; the token source runs in a worker thread)."""
-        return AsyncTransport(
-            self._base_url(),
-            tokens=self._tokens,
-            policy=self.retry_policy,
-            timeout=self.timeout,
-            error_hints=self.error_hints,
-            max_body=self.max_response_bytes,
-        )
+        trigger's; the token source runs in a worker thread), to the API base URL or ``base_url``."""
+        return AsyncTransport(base_url or self._base_url(), **self._transport_options())
 
     # ------------------------------------------------------------------ CARTO Data Warehouse
 

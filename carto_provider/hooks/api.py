@@ -66,15 +66,9 @@ class CartoAPIHook(CartoAuthHook):
     def accounts_transport(self) -> Transport:
         """A transport to CARTO's accounts host (Activity Data), with the connection's tokens."""
         if self._accounts is None:
-            auth, settings = self.get_auth(), self.settings
-            self._accounts = Transport(
-                accounts_origin(settings.auth.accounts_url_for(settings.auth_url)),
-                tokens=lambda rejected: auth.get_token(rejected=rejected).value,
-                policy=self.retry_policy,
-                timeout=self.timeout,
-                error_hints=auth.error_hints,
-                max_body=auth.max_response_bytes,
-            )
+            settings = self.settings
+            origin = accounts_origin(settings.auth.accounts_url_for(settings.auth_url))
+            self._accounts = self.get_auth().api_transport(origin)
         return self._accounts
 
     def _kind_call(self, kind: JobKind, method: str, path: str, **kwargs: Any) -> Any:

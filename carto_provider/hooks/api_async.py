@@ -85,14 +85,7 @@ class CartoAPIAsyncHook(CartoAuthHook):
         """An async transport to CARTO's accounts host (Activity Data), with the connection's tokens."""
         if self._aaccounts is None:
             auth = await self.aget_auth()
-            self._aaccounts = AsyncTransport(
-                str(self._accounts_url),
-                tokens=lambda rejected: auth.get_token(rejected=rejected).value,
-                policy=self.retry_policy,
-                timeout=self.timeout,
-                error_hints=auth.error_hints,
-                max_body=auth.max_response_bytes,
-            )
+            self._aaccounts = auth.api_async_transport(str(self._accounts_url))
         return self._aaccounts
 
     async def aclose(self) -> None:
