@@ -1,6 +1,6 @@
 # Apache Airflow 3.3 with airflow-provider-carto installed from this checkout.
 # Used by docker-compose.yml (every Airflow service and the CARTO emulator) and by the Helm chart
-# (see README, "Deploy"). Build: docker build -t airflow-provider-carto:local .
+# (see docs/deployment.md). Build: docker build -t airflow-provider-carto:local .
 FROM apache/airflow:3.3.2
 
 # emulator: the offline CARTO that docker-compose.yml runs; redis: the fleet-wide token cache.

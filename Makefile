@@ -11,12 +11,18 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 # postgresql: the throw-away metadata database of the native Celery cluster (make test-cluster).
 SYSTEM_PACKAGES ?= redis-server docker-compose iproute2 chromium postgresql
 
-.PHONY: install system-deps demo test lint types pytest test-ui test-airflow2 test-cluster bench-cluster clean
+.PHONY: install system-deps demo test lint types pytest test-ui test-airflow2 test-cluster bench-cluster clean \
+	dist dist-check test-lowest docs
+
+# Every runtime extra a user may pick, and the dev tooling from pyproject's [dependency-groups] (PEP 735,
+# not published): `uv pip install --group` (uv >= 0.8).
+EXTRAS := emulator,redis,bigquery,openlineage
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test,cluster]' "apache-airflow==$(AIRFLOW_VERSION)"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[$(EXTRAS)]' --group test --group cluster \
+		--group docs "apache-airflow==$(AIRFLOW_VERSION)"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -30,7 +36,7 @@ system-deps:
 	fi
 
 demo: install
-	$(BIN)/carto-provider demo --dags-folder example_dags
+	$(BIN)/carto-provider demo --dags-folder carto_provider/example_dags
 
 lint: install
 	$(BIN)/ruff check .
@@ -58,7 +64,8 @@ AIRFLOW2_TESTS ?= tests/auth tests/hooks tests/connection tests/operators tests/
 
 $(AIRFLOW2_STAMP): pyproject.toml Makefile $(STAMP)
 	test -x $(VENV2)/bin/python || $(PYTHON) -m venv $(VENV2)
-	$(BIN)/uv pip install --python $(VENV2)/bin/python --quiet -e '.[test]' "apache-airflow==$(AIRFLOW2_VERSION)"
+	$(BIN)/uv pip install --python $(VENV2)/bin/python --quiet -e '.[$(EXTRAS)]' --group test \
+		"apache-airflow==$(AIRFLOW2_VERSION)"
 	touch $@
 
 test-airflow2: $(AIRFLOW2_STAMP) system-deps
@@ -77,20 +84,46 @@ bench-cluster: install
 	$(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES="redis-server docker-compose postgresql"
 	CARTO_CLUSTER_RESULTS=benchmarks/RESULTS.md $(BIN)/python -m pytest -m cluster tests/cluster -p no:cacheprovider --durations=0
 
-test: lint types pytest test-airflow2 test-ui test-cluster
+# The wheel and sdist as PyPI shows them: built by uv, checked by twine (README renders, metadata
+# complete) and check-wheel-contents (no stray or duplicate files).
+dist: install
+	rm -rf dist
+	$(BIN)/uv build --quiet --out-dir dist
+
+dist-check: dist
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/check-wheel-contents dist/*.whl
+
+# The built wheel at the lowest versions its metadata allows (uv --resolution lowest-direct), in a fresh
+# venv next to each supported Airflow line: every module imports, the parse-time, hook and quickstart
+# suites pass, and `carto-provider demo` runs from outside the repository (tests/lowest/run.sh).
+# About 3 min per line on 2 cores with a warm uv cache.
+LOWEST_AIRFLOWS ?= 3.3.2 2.11.*
+test-lowest: dist
+	for v in $(LOWEST_AIRFLOWS); do \
+	  tests/lowest/run.sh $(BIN)/uv $(BIN)/python dist/*.whl "apache-airflow==$$v" $(VENV)-lowest-$${v%%.*} || exit 1; \
+	done
+
+# The documentation site (mkdocs.yml, docs/) into site/, warnings as errors.
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir site
+
+test: lint types dist-check docs pytest test-lowest test-airflow2 test-ui test-cluster
 
 # Benchmarks against carto-auth 0.2.0 on the emulator (about 5 min on 2 cores); writes benchmarks/RESULTS.md.
 # Of the Debian packages, only redis-server (the fleet benchmark's Redis token cache).
 .PHONY: bench bench-contract
 bench: install
 	$(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES=redis-server
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test,bench]' "apache-airflow==$(AIRFLOW_VERSION)"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[$(EXTRAS)]' --group test --group bench \
+		"apache-airflow==$(AIRFLOW_VERSION)"
 	$(BIN)/python -m benchmarks.run
 
 # carto-auth's documented examples against carto-auth 0.2.0 and this package side by side (about 15 s).
 bench-contract: install
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test,bench]' "apache-airflow==$(AIRFLOW_VERSION)"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[$(EXTRAS)]' --group test --group bench \
+		"apache-airflow==$(AIRFLOW_VERSION)"
 	$(BIN)/python -m benchmarks.run --only 7 --no-write
 
 clean:
-	rm -rf $(VENV) $(VENV2) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(VENV2) $(VENV)-lowest-* .mypy_cache .ruff_cache .pytest_cache dist site

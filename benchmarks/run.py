@@ -4,7 +4,7 @@
 
 Runs from the repository root. Every number comes from this one run (ratios are taken within it; the
 machine is noisy). The headline lines also replace the block between the ``bench:headline`` markers
-of README.md. Exit status 1 when a strategy failed in a way that makes a table meaningless; then
+of docs/benchmarks.md. Exit status 1 when a strategy failed in a way that makes a table meaningless; then
 RESULTS.md is left as it was and the partial report goes to ``benchmarks/.work/RESULTS.failed.md``.
 """
 
@@ -48,7 +48,7 @@ BENCHMARKS: dict[int, Callable[[Context], Section]] = {
     6: fleet,
     7: contract,
 }
-README = REPO / "README.md"
+README = REPO / "docs" / "benchmarks.md"  # the docs page that shows the headline
 HEADLINE_START = "<!-- bench:headline:start -->"
 HEADLINE_END = "<!-- bench:headline:end -->"
 INTRO = (
@@ -82,7 +82,7 @@ def compose(sections: Sequence[Section], started: dt.datetime, wall: float) -> s
 
 
 def update_readme(sections: Sequence[Section]) -> bool:
-    """Replace README's headline block with this run's; False when the markers are missing."""
+    """Replace docs/benchmarks.md's headline block with this run's; False when the markers are missing."""
     text = README.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(HEADLINE_START) + ".*?" + re.escape(HEADLINE_END), re.S)
     if not pattern.search(text):
@@ -154,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
     RESULTS.write_text(carry_over(previous, report), encoding="utf-8")
     if not update_readme(sections):
-        print(f"[bench] README.md has no {HEADLINE_START} block; headline not copied", file=sys.stderr)
+        print(
+            f"[bench] docs/benchmarks.md has no {HEADLINE_START} block; headline not copied", file=sys.stderr
+        )
     print(f"[bench] wrote {RESULTS.relative_to(REPO)} in {time.monotonic() - clock:.0f} s")
     return 0
 

@@ -4,7 +4,7 @@ common.sql's operators build a hook with every extra of the connection as a keyw
 (``BaseSQLOperator.get_hook``), and users add their own through ``hook_params``. A CARTO hook
 therefore takes:
 
-* the connection's extra fields (``auth_url``, ``token_cache``... see
+* the connection's extra fields (``auth_url``, ``cache_backend``... see
   :data:`~carto_provider.provider_info.CONNECTION_EXTRA_FIELDS`) as overrides of the connection's
   values;
 * the parameters its base classes take (``logger_name``; the DB-API hook adds common.sql's);
@@ -15,12 +15,40 @@ therefore takes:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from carto_provider.errors import UnknownHookParameterError
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS
+
+#: Extras renamed in 1.0 (old name -> new name), read until 2.0 with a ``DeprecationWarning``. Airflow's
+#: secret masker hides the value of any extra whose name contains ``token``, so the old names turned a
+#: cache directory, ``local`` and a Redis host into ``***`` in task logs.
+DEPRECATED_EXTRAS = {
+    "token_cache_dir": "cache_dir",
+    "token_cache": "cache_backend",
+    "token_cache_redis_url": "cache_redis_url",
+}
+
+
+def renamed_extras(conn_id: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` with the names of :data:`DEPRECATED_EXTRAS` moved to their new names (a new name
+    already there wins), warning once per old name found."""
+    extra = dict(extra)
+    for old, new in DEPRECATED_EXTRAS.items():
+        if old not in extra:
+            continue
+        value = extra.pop(old)
+        extra.setdefault(new, value)
+        warnings.warn(
+            f"Connection {conn_id!r}: the extra {old!r} is deprecated and will stop working in "
+            f"airflow-provider-carto 2.0; rename it to {new!r}.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return extra
 
 
 @dataclass
@@ -46,7 +74,7 @@ class HookParams:
                 f"or a direct call), which connection {conn_id!r} does not hold either. It accepts: "
                 f"{', '.join(known)}."
             )
-        extra.update(self.overrides)
+        extra.update(renamed_extras(conn_id, self.overrides))
         return extra
 
 
@@ -61,7 +89,7 @@ def split_hook_params(
     for name, value in kwargs.items():
         if name in base:
             for_base[name] = value
-        elif name in CONNECTION_EXTRA_FIELDS:
+        elif name in CONNECTION_EXTRA_FIELDS or name in DEPRECATED_EXTRAS:
             params.overrides[name] = value
         else:
             params.unknown[name] = value

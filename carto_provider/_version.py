@@ -1,3 +1,3 @@
 """The package version, in a module of its own so that every other module can read it without a cycle."""
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"

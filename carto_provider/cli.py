@@ -6,8 +6,10 @@
   + PKCE) and cache the login for ``CartoAuth.from_oauth`` and connections with ``auth_type: oauth``.
 * ``carto-provider status``: who is logged in, to which API base URL, until when (never the token).
 * ``carto-provider logout``: forget the cached login.
-* ``carto-provider demo [--dags-folder DIR] [DAG_ID ...]``: run example DAGs with a throw-away Airflow
-  (SQLite) against the emulator (``make demo``).
+* ``carto-provider demo [--dags-folder DIR] [DAG_ID ...]``: run the example DAGs installed with the
+  package (``carto_provider/example_dags``) with a throw-away Airflow (SQLite) against the emulator.
+
+``emulator`` and ``demo`` need the ``emulator`` extra and say so at once when it is missing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    from carto_provider.testing.emulator import CartoEmulator
+    from carto_provider.testing.emulator import CartoEmulator  # after _needs_emulator's check
 
     emulator = CartoEmulator(args.host, args.port).start()
     stop = threading.Event()
@@ -69,14 +71,17 @@ def _login_target(args: argparse.Namespace) -> tuple[OAuthClient, TokenCache, Pa
 
 
 def _describe_login(token: AccessToken, client: OAuthClient, path: Path) -> str:
+    from carto_provider.api.untrusted import sanitize
     from carto_provider.auth.login.oauth import LoginToken, expiry_text
 
     login = token.login if isinstance(token, LoginToken) else None
+    user = sanitize(login.user, limit=200) if login and login.user else None
+    base_url = sanitize(login.api_base_url, limit=200) if login and login.api_base_url else None
     left = max(0, int(token.expires_at - time.time()))
     return "\n".join(
         [
-            f"Logged in to CARTO as {(login.user if login else None) or 'an unknown user'}",
-            f"  API base URL: {login.api_base_url if login else 'unknown'}",
+            f"Logged in to CARTO as {user or 'an unknown user'}",
+            f"  API base URL: {base_url or 'unknown'}",
             f"  Login:        {client.label}",
             f"  Expires:      {expiry_text(token.expires_at)} (in {left // 3600} h {left % 3600 // 60} min)",
             f"  Token:        fp={token.fingerprint} (a fingerprint; the token itself is never shown)",
@@ -167,11 +172,29 @@ def _add_login_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     logout.set_defaults(func=_reporting_errors(_logout))
 
 
+def _needs_emulator(command: Command, what: str) -> Command:
+    """``command``, stopping at once with the extra to install when the emulator extra is missing."""
+
+    def run(args: argparse.Namespace) -> int:
+        from carto_provider.testing.extra import MissingExtraError, require_emulator_extra
+
+        try:
+            require_emulator_extra(what)
+        except MissingExtraError as exc:
+            print(f"carto-provider: {exc}", file=sys.stderr)
+            return 2
+        return command(args)
+
+    return run
+
+
 def _demo(args: argparse.Namespace) -> int:
-    from carto_provider.testing.demo import DEFAULT_DAGS, run_demo
+    from carto_provider.testing.demo import DEFAULT_DAGS, EXAMPLE_DAGS, run_demo
 
     report = run_demo(
-        args.dags_folder, args.dag_ids or DEFAULT_DAGS, on_progress=lambda m: print(m, flush=True)
+        args.dags_folder or EXAMPLE_DAGS,
+        args.dag_ids or DEFAULT_DAGS,
+        on_progress=lambda m: print(m, flush=True),
     )
     if report.migrate_failed:
         print(f"airflow db migrate failed; see {report.log}")
@@ -193,15 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to listen on (loopback by default; 0.0.0.0 in containers)",
     )
     emulator.add_argument("--port", type=int, default=8808, help="port (0 picks a free one)")
-    emulator.set_defaults(func=_emulator)
+    emulator.set_defaults(func=_needs_emulator(_emulator, "carto-provider emulator"))
     _add_login_commands(sub)
     demo = sub.add_parser("demo", help="run example DAGs against the emulator with a throw-away Airflow")
     demo.add_argument(
-        "--dags-folder", type=Path, default=Path("example_dags"), help="folder of the DAG files"
+        "--dags-folder",
+        type=Path,
+        default=None,
+        help="folder of the DAG files (default: the examples installed with the package)",
     )
     demo.add_argument("--keep", action="store_true", help="print where Airflow's full output is kept")
     demo.add_argument("dag_ids", nargs="*", help="DAG ids to run (default: the bundled examples)")
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=_needs_emulator(_demo, "carto-provider demo"))
     return parser
 
 

@@ -14,7 +14,8 @@
     │   └── CredentialsAPIError (+ CartoAPIError) discovery or the DW token endpoint failed
     │   └── UnknownHookParameterError (+ TypeError) a hook was given a keyword it does not know
     ├── CartoAPIError                             a CARTO API call failed
-    │   └── BigQueryEndpointError                 the Data Warehouse's BigQuery endpoint failed
+    │   ├── BigQueryEndpointError                 the Data Warehouse's BigQuery endpoint failed
+    │   └── ResponseTooLargeError                 an answer passed its byte budget (after decoding)
     ├── QueryTooLargeError                        a synchronous query returned too many rows
     ├── CartoJobError                             a SQL job, import or Workflow run failed or was cancelled
     └── CartoJobTimeout                           a job did not finish in the time allowed
@@ -148,12 +149,22 @@ class CredentialsAPIError(CredentialsError, CartoAPIError):
         self.url = url
 
 
+class APITokenRefusedError(CredentialsAPIError):
+    """CARTO refused an API access token (HTTP 401 or 403): it was revoked or has expired, or its
+    grants (connections and sources), allowed APIs or referers do not cover the call. Never retried:
+    asking again with the same token cannot succeed."""
+
+
 class UnknownHookParameterError(ConfigurationError, TypeError):
     """A hook was given a keyword argument it does not know (a ``TypeError``, as Python would raise)."""
 
 
 class BigQueryEndpointError(CartoAPIError):
     """The BigQuery endpoint of the CARTO Data Warehouse client could not be reached or did not answer."""
+
+
+class ResponseTooLargeError(CartoAPIError):
+    """An answer passed its byte budget (counted after decoding); reading stopped there."""
 
 
 class QueryTooLargeError(CartoError):
@@ -174,6 +185,7 @@ class CartoJobTimeout(CartoError):
 
 
 __all__ = [
+    "APITokenRefusedError",
     "BigQueryEndpointError",
     "CartoAPIError",
     "CartoError",
@@ -189,5 +201,6 @@ __all__ = [
     "CredentialsFileNotFoundError",
     "LoginRequiredError",
     "QueryTooLargeError",
+    "ResponseTooLargeError",
     "UnknownHookParameterError",
 ]

@@ -113,11 +113,12 @@ def with_job_id(lineage: OperatorLineage, job_id: str | None) -> OperatorLineage
 
 
 def url_dataset(url: str) -> Any:
-    """The dataset of a file at ``url`` (namespace ``scheme://host``, name its path, no query string)."""
+    """The dataset of a file at ``url`` (namespace ``scheme://host[:port]``, name its path): no user
+    info (``user:password@``), no query string (signed URLs carry credentials in both)."""
     from airflow.providers.common.compat.openlineage.facet import Dataset
 
     parts = urlsplit(url)
-    return Dataset(namespace=f"{parts.scheme}://{parts.netloc}", name=parts.path or "/")
+    return Dataset(namespace=f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}", name=parts.path or "/")
 
 
 def table_dataset(

@@ -17,9 +17,9 @@ API_BASE_URL_PLACEHOLDER = "https://gcp-us-east1.api.carto.com"
 CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "auth_type": {
         "label": "Authentication type",
-        "description": "m2m (default): the M2M Client ID and Client Secret, for scheduled DAGs. "
-        "oauth: your own CARTO login cached by `carto-provider login`, for local development.",
-        "schema": {"type": ["string", "null"], "enum": ["m2m", "oauth"], "default": "m2m"},
+        "description": "m2m (default): M2M client, Enterprise Large plans and up. api_token: an API "
+        "access token as password, no Client ID, any plan. oauth: your carto-provider login, local use.",
+        "schema": {"type": ["string", "null"], "enum": ["m2m", "api_token", "oauth"], "default": "m2m"},
     },
     "auth_url": {
         "label": "Auth URL",
@@ -33,26 +33,28 @@ CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     },
     "credentials_file": {
         "label": "Credentials file",
-        "description": "Path on the workers of a carto_credentials.json, used instead of Client ID/Secret.",
+        "description": "Path on the workers of a carto_credentials.json, used whole instead of the host, "
+        "Client ID/Secret; only in a directory listed in [carto] credentials_file_dirs.",
         "schema": {"type": ["string", "null"]},
     },
-    "token_cache_dir": {
+    # The three cache extras were token_cache_dir, token_cache, token_cache_redis_url before 1.0: Airflow
+    # masks the value of any extra whose name contains "token" (hooks/params.py DEPRECATED_EXTRAS).
+    "cache_dir": {
         "label": "Token cache directory",
         "description": "Private directory on each worker where tasks share their CARTO token "
         "(default ~/.carto-provider).",
         "schema": {"type": ["string", "null"]},
     },
-    "token_cache": {
+    "cache_backend": {
         "label": "Token cache",
         "description": "local: one token per machine (file cache). redis: one token shared by every "
         "worker and pod through Redis, encrypted with the client secret (default from [carto] token_cache).",
-        # No form default: Airflow 3 shows (and saves) "***" as the default of any field whose name
-        # contains "token", and blank lets [carto] token_cache decide.
+        # No form default: blank lets [carto] token_cache decide.
         "schema": {"type": ["string", "null"], "enum": ["local", "redis"]},
     },
-    "token_cache_redis_url": {
+    "cache_redis_url": {
         "label": "Token cache Redis URL",
-        "description": "redis://[:password@]host:port/db for token_cache=redis, e.g. your Celery broker "
+        "description": "redis://[:password@]host:port/db for cache_backend=redis, e.g. your Celery broker "
         "with another db number (default from [carto] token_cache_redis_url).",
         "schema": {"type": ["string", "null"]},
     },
@@ -76,11 +78,11 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "placeholders": {
         "host": API_BASE_URL_PLACEHOLDER,
         "login": "M2M client id from CARTO Workspace > Developers > Credentials",
-        "password": "M2M client secret",
+        "password": "M2M client secret, or the API access token (auth_type api_token)",
         "auth_url": DEFAULT_AUTH_URL,
         "credentials_file": "/opt/airflow/secrets/carto_credentials.json",
-        "token_cache_dir": "~/.carto-provider",
-        "token_cache_redis_url": "redis://redis:6379/1",
+        "cache_dir": "~/.carto-provider",
+        "cache_redis_url": "redis://redis:6379/1",
         "org": "org_1234",
         "carto_connection": "carto_dw",
     },
@@ -123,6 +125,15 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "type": "string",
         "example": "redis",
         "default": "local",
+    },
+    "credentials_file_dirs": {
+        "description": "Directories (separated by commas) on the workers where a connection's "
+        "credentials_file may be; empty (the default): the credentials_file extra is refused. Whoever "
+        "can edit a connection could otherwise name another team's credentials file.",
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "/opt/airflow/secrets/carto",
+        "default": "",
     },
     "token_cache_redis_url": {
         "description": "The Redis of token_cache = redis (redis://[:password@]host:port/db), for "
@@ -169,8 +180,8 @@ def provider_metadata() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-carto",
         "name": "CARTO",
-        "description": "Run CARTO SQL jobs, imports and workflows, and use the CARTO Data Warehouse, "
-        "from Airflow DAGs. https://carto.com/",
+        "description": "Run CARTO SQL jobs, imports, workflows, LDS geocoding and Activity Data exports, "
+        "manage API access tokens, and use the CARTO Data Warehouse, from Airflow DAGs. https://carto.com/",
         "versions": [__version__],
         "integrations": [
             {

@@ -2,7 +2,7 @@
 
 Test DAGs live in ``tests/dags/``. ``dag.test()`` (Airflow 3.3) serialises a DAG by parsing the DAG
 bundle that holds its file, so :func:`test_dags_bundle` adds that folder as a second bundle next to
-the ``dags-folder`` bundle of ``example_dags/``.
+the ``dags-folder`` bundle of ``carto_provider/example_dags/``.
 """
 
 from __future__ import annotations

@@ -11,11 +11,16 @@ Parameters become CARTO's ``queryParameters``: a mapping for named parameters (`
 BigQuery), a sequence for positional ones (``?`` on BigQuery). CARTO has no transactions: every
 statement commits on its own, so :meth:`Connection.commit` does nothing and
 :meth:`Connection.rollback` raises :class:`NotSupportedError`.
+
+A statement that fails raises PEP 249's classes (common.sql and pandas catch ``DatabaseError``), with
+CARTO's own error chained as ``__cause__`` and kept in ``carto_error`` (:func:`database_error`).
 """
 
 from __future__ import annotations
 
 import base64
+import collections
+import contextlib
 import datetime as dt
 import decimal
 import re
@@ -24,6 +29,15 @@ from typing import Any, Protocol
 
 from carto_provider.api.jobs import CartoJob
 from carto_provider.api.sql import QueryResult
+from carto_provider.errors import (
+    CartoAPIError,
+    CartoError,
+    CartoJobTimeout,
+    ConfigurationError,
+    CredentialsError,
+    QueryTooLargeError,
+    ResponseTooLargeError,
+)
 
 apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections
@@ -40,7 +54,10 @@ class Warning(Exception):  # the name PEP 249 gives it
 
 
 class Error(Exception):
-    """PEP 249 ``Error``: the base of this module's errors."""
+    """PEP 249 ``Error``: the base of this module's errors; ``carto_error`` is the CARTO error behind
+    it (also its ``__cause__``), or None."""
+
+    carto_error: CartoError | None = None
 
 
 class InterfaceError(Error):
@@ -52,7 +69,25 @@ class DatabaseError(Error):
 
 
 class ProgrammingError(DatabaseError):
-    """PEP 249 ``ProgrammingError``: e.g. fetching before any statement returned rows."""
+    """PEP 249 ``ProgrammingError``: e.g. fetching before any statement returned rows, or CARTO
+    refusing the request (HTTP 4xx)."""
+
+
+class OperationalError(DatabaseError):
+    """PEP 249 ``OperationalError``: CARTO could not be reached, was unavailable (429, 5xx), refused
+    the credentials, or a job ran out of time."""
+
+
+class DataError(DatabaseError):
+    """PEP 249 ``DataError``: a result too large for the limits set (rows or bytes)."""
+
+
+class IntegrityError(DatabaseError):
+    """PEP 249 ``IntegrityError`` (CARTO does not tell it apart: never raised here)."""
+
+
+class InternalError(DatabaseError):
+    """PEP 249 ``InternalError`` (CARTO does not tell it apart: never raised here)."""
 
 
 class NotSupportedError(DatabaseError):
@@ -77,6 +112,33 @@ class SQLRunner(Protocol):
         timeout: float | None = ...,
         cancel_on_timeout: bool = ...,
     ) -> CartoJob: ...
+
+
+def database_error(error: CartoError) -> Error:
+    """The PEP 249 error for a CARTO error (see each class), carrying it as ``carto_error``."""
+    kind: type[Error]
+    if isinstance(error, QueryTooLargeError | ResponseTooLargeError):
+        kind = DataError
+    elif isinstance(error, ConfigurationError):
+        kind = ProgrammingError
+    elif isinstance(error, CredentialsError | CartoJobTimeout):
+        kind = OperationalError
+    elif isinstance(error, CartoAPIError):
+        status = error.status
+        kind = OperationalError if status is None or status == 429 or status >= 500 else ProgrammingError
+    else:
+        kind = DatabaseError  # a failed or cancelled job: the warehouse's error
+    wrapped = kind(str(error))
+    wrapped.carto_error = error
+    return wrapped
+
+
+@contextlib.contextmanager
+def _as_database_errors() -> Iterator[None]:
+    try:
+        yield
+    except CartoError as exc:
+        raise database_error(exc) from exc
 
 
 def returns_rows(sql: str) -> bool:
@@ -207,24 +269,30 @@ class Cursor:
         self.description, self.rowcount, self._rows, self._position = None, -1, [], 0
         self.job_id, self.query_meta = None, {}
         mode = conn.statement_mode
-        if mode == "query" or (mode == "auto" and returns_rows(operation)):
-            self._take(
-                conn.runner.run_query(operation, connection=conn.carto_connection, query_parameters=params)
-            )
-        else:
-            job = conn.runner.submit_job(operation, connection=conn.carto_connection, query_parameters=params)
-            self.job_id = job.job_id
-            self.job_ids.append(job.job_id)
-            conn.job_ids.append(job.job_id)
-            if not job.done:
-                job = conn.runner.wait_for_job(
-                    job.job_id,
-                    connection=conn.carto_connection,
-                    poll_interval=conn.poll_interval,
-                    timeout=conn.job_timeout,
+        with _as_database_errors():
+            if mode == "query" or (mode == "auto" and returns_rows(operation)):
+                result = conn.runner.run_query(
+                    operation, connection=conn.carto_connection, query_parameters=params
                 )
-            job.check()
+                self._take(result)
+            else:
+                self._run_job(operation, params)
         return self
+
+    def _run_job(self, operation: str, params: Any) -> None:
+        conn = self.connection
+        job = conn.runner.submit_job(operation, connection=conn.carto_connection, query_parameters=params)
+        self.job_id = job.job_id
+        self.job_ids.append(job.job_id)
+        conn.job_ids.append(job.job_id)
+        if not job.done:
+            job = conn.runner.wait_for_job(
+                job.job_id,
+                connection=conn.carto_connection,
+                poll_interval=conn.poll_interval,
+                timeout=conn.job_timeout,
+            )
+        job.check()
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Any]) -> Cursor:
         """Run ``operation`` once per parameter set; a one-row ``INSERT ... VALUES (?, ...)`` is sent as
@@ -310,19 +378,32 @@ class Cursor:
 #: parameters: 10,000"); CARTO publishes no cap of its own (carto-evidence.md A.6).
 MAX_QUERY_PARAMETERS = 10_000
 
-_SINGLE_ROW_INSERT = re.compile(
-    r"^\s*(?P<head>INSERT\s+INTO\s+.+?\s+VALUES\s*)(?P<row>\(\s*\?(?:\s*,\s*\?)*\s*\))\s*;?\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
+_INSERT_HEAD = re.compile(r"\s*INSERT\s+INTO\s", re.IGNORECASE)
+_VALUES = re.compile(r"\sVALUES\s*", re.IGNORECASE)
+_PLACEHOLDER_ROW = re.compile(r"(\(\s*\?(?:\s*,\s*\?)*\s*\))\s*;?\s*")
+
+
+def _single_row_insert(operation: str) -> tuple[str, str] | None:
+    """``(head up to VALUES, "(?, ...)")`` of a one-row positional ``INSERT``, else None. Linear in
+    the statement's length (a backtracking pattern took seconds for a 30 KB statement)."""
+    if not _INSERT_HEAD.match(operation):
+        return None
+    # The last VALUES (a column may be named "values"); a deque of one keeps only it, in one pass.
+    values = next(iter(collections.deque(_VALUES.finditer(operation), maxlen=1)), None)
+    if values is None:
+        return None
+    row = _PLACEHOLDER_ROW.fullmatch(operation, values.end())
+    return None if row is None else (operation[: values.end()], row.group(1))
 
 
 def multi_row_insert(operation: str, batches: list[Any]) -> tuple[str, list[Any]] | None:
     """``INSERT ... VALUES (?, ?)`` with N positional parameter sets as one N-row ``INSERT``, or None."""
-    match = _SINGLE_ROW_INSERT.match(operation)
-    if not match or not batches or any(isinstance(b, Mapping) for b in batches):
+    parts = _single_row_insert(operation)
+    if parts is None or not batches or any(isinstance(b, Mapping) for b in batches):
         return None
-    width = match["row"].count("?")
+    head, row = parts
+    width = row.count("?")
     if any(len(b) != width for b in batches):
         return None
-    sql = match["head"] + ", ".join([match["row"]] * len(batches))
+    sql = head + ", ".join([row] * len(batches))
     return sql, [value for batch in batches for value in batch]

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
 from carto_provider.api.sql import CARTO_DW
+from carto_provider.api.untrusted import path_segment
 
 
 def import_path(job_id: str | None = None, action: str | None = None) -> str:
     """``/v3/imports[/{jobId}[/{action}]]``."""
-    parts = [quote(str(p), safe="") for p in (job_id, action) if p]
+    parts = [path_segment(p, "import id") for p in (job_id, action) if p]
     return "/".join(["/v3/imports", *parts])
 
 

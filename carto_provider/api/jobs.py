@@ -1,6 +1,7 @@
 """The job model: CARTO's SQL jobs and imports (a Workflow run is a SQL job) described once.
 
-A :class:`JobKind` carries what tells the kinds apart (their paths, their cancel call, their label);
+A :class:`JobKind` carries what tells the kinds apart (their paths, their cancel call, their label,
+their host);
 a :class:`CartoJob` is one job as CARTO last described it, and decides its outcome; a
 :class:`JobWatch` makes the decisions of one wait (when to look again, when to give up), for the
 sync hook and the async trigger alike; :class:`JobEvent` is what a trigger sends back to its task.
@@ -16,7 +17,8 @@ How CARTO reports a job (the order of authority: CARTO's own client ``@carto/ps-
   whatever the status word says (even ``done``); ``{}`` means no error.
 * CARTO does not document the SQL job status words (ps-services types them as ``string``). The
   Imports API documents ``pending``, ``running``, ``success``, ``failure``, ``cancelled``; the legacy
-  Batch API used ``done``, ``failed``, ``canceled``, ``unknown``; the warehouses under CARTO say
+  Batch API used ``done``, ``failed``, ``canceled``, ``unknown``; Activity Data exports
+  ``Pending``, ``Running``, ``Success``, ``Failure``, ``Cancelled``; the warehouses under CARTO say
   ``SUCCEEDED``, ``FINISHED``, ``ABORTED``, ``FAILED_WITH_ERROR``... (:data:`DEFAULT_WORDS`). Words
   are read case-insensitively; more can be given (``status_words``: word -> outcome, also the
   Airflow option ``[carto] status_words``). A word outside them is logged at WARNING, naming it,
@@ -36,12 +38,19 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from carto_provider.api.activity import activity_path
 from carto_provider.api.imports import import_path
 from carto_provider.api.sql import CARTO_DW, job_path
+from carto_provider.api.untrusted import sanitize
 from carto_provider.errors import CartoError, CartoJobError, CartoJobTimeout
 
 log = logging.getLogger(__name__)
 
+#: Fields of a job never put in trigger events or XCom: URLs (signed ones carry credentials; an
+#: Activity Data export's download URLs among them) and the SQL (long, and the task has it).
+_NOT_SUMMARISED = frozenset(
+    {"url", "urls", "downloadUrls", "download_urls", "files", "result", "query", "queryParameters"}
+)
 #: What a job's status and error mean (:attr:`CartoJob.outcome`).
 RUNNING, SUCCESS, FAILED, CANCELLED = "running", "success", "failed", "cancelled"
 #: Trigger event statuses besides an outcome: the wait ran out of time, or CARTO could not be asked.
@@ -91,8 +100,13 @@ def status_words(extra: Mapping[str, str] | str | None = None) -> dict[str, str]
 
 
 def error_text(error: Any) -> str | None:
-    """A job's ``error`` as text: ``{code, msg}`` as ``"code: msg"``, a string unchanged, ``{}``,
+    """A job's ``error`` as sanitised text: ``{code, msg}`` as ``"code: msg"``, a string as is, ``{}``,
     ``""`` and ``None`` as no error, anything else as JSON."""
+    text = _raw_error_text(error)
+    return None if text is None else sanitize(text)
+
+
+def _raw_error_text(error: Any) -> str | None:
     if error is None or error == "" or error == {} or error == []:
         return None
     if isinstance(error, str):
@@ -123,6 +137,8 @@ class JobKind:
     status_path: Callable[[str, str], str]
     cancel_method: str
     cancel_path: Callable[[str, str], str]
+    #: Which host serves it: ``api`` (the API base URL) or ``accounts`` (CARTO's accounts host).
+    origin: str = "api"
 
     def describe(self, job_id: str, connection: str | None) -> str:
         """``CARTO SQL job 'j1' on connection 'carto_dw'`` and the like."""
@@ -142,7 +158,15 @@ IMPORT = JobKind(
     cancel_method="POST",
     cancel_path=lambda job_id, connection: import_path(job_id, "cancel"),
 )
-KINDS = {kind.label: kind for kind in (SQL_JOB, IMPORT)}
+#: An Activity Data export, on CARTO's accounts host (``carto_provider.api.activity``).
+ACTIVITY = JobKind(
+    "activity data job",
+    status_path=lambda job_id, connection: activity_path(job_id),
+    cancel_method="DELETE",
+    cancel_path=lambda job_id, connection: activity_path(job_id, "cancel"),
+    origin="accounts",
+)
+KINDS = {kind.label: kind for kind in (SQL_JOB, IMPORT, ACTIVITY)}
 
 
 def kind_of(label: str | JobKind) -> JobKind:
@@ -162,7 +186,8 @@ def kind_of(label: str | JobKind) -> JobKind:
 class CartoJob:
     """A SQL job or an import as CARTO last described it.
 
-    ``kind`` is the kind's label (``"SQL job"`` or ``"import"``); ``status`` is CARTO's word and
+    ``kind`` is the kind's label (``"SQL job"``, ``"import"`` or ``"activity data job"``);
+    ``status`` is CARTO's word and
     ``error`` CARTO's error as text (``None``: no error); ``outcome`` is what they mean; ``body`` the
     response as sent.
     """
@@ -205,8 +230,8 @@ class CartoJob:
         external = body.get("externalId") or (job_id if label == SQL_JOB.label else None)
         return cls(
             kind=label,
-            job_id=str(found),
-            status=str(body.get("status") or ""),
+            job_id=sanitize(str(found), limit=256),
+            status=sanitize(str(body.get("status") or ""), limit=64),
             connection=connection or body.get("connection"),
             external_id=str(external) if external else None,
             error=error_text(body.get("error")),
@@ -252,7 +277,7 @@ class CartoJob:
             "kind": self.kind,
             **self.ids(),
             "error": self.error,
-            "body": {k: v for k, v in self.body.items() if k not in ("url", "query", "queryParameters")},
+            "body": {k: v for k, v in self.body.items() if k not in _NOT_SUMMARISED},
             "words": dict(self.words) if self.words else None,
         }
 
@@ -422,10 +447,10 @@ class JobEvent:
 
     def finished_job(self) -> CartoJob:
         """The job that succeeded; raises CartoJobError, CartoJobTimeout or CartoError otherwise."""
+        if self.status == TIMEOUT:  # also when the time ran out before CARTO answered a check
+            raise CartoJobTimeout(self.message)
         if self.status == ERROR or self.job is None:
             raise CartoError(f"Lost track of CARTO job {self.job_id!r}: {self.message}")
-        if self.status == TIMEOUT:
-            raise CartoJobTimeout(self.message)
         return self.job.check()
 
 

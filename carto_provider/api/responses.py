@@ -8,7 +8,7 @@ query string or credentials.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,16 +43,18 @@ def response_body(response: Any) -> Any:
 
 
 def response_json(response: Any) -> Any:
-    """The JSON body of a successful response (``{}`` when empty), or a clear error."""
+    """The JSON body of a successful response (``{}`` when empty), or a clear error (also for JSON
+    nested deeper than the interpreter can parse: never a ``RecursionError``)."""
     if not response.content:
         return {}
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError) as exc:
         method = getattr(getattr(response, "request", None), "method", "")
+        what = "JSON nested too deeply" if isinstance(exc, RecursionError) else "no JSON"
         raise CartoAPIError(
             f"CARTO answered {method} {redact_url(str(response.url))} with HTTP {response.status_code} "
-            "but no JSON.",
+            f"but {what}.",
             status=response.status_code,
         ) from None
 
@@ -102,7 +104,7 @@ def error_detail(response: Any, secrets: Iterable[str | None] = ()) -> str:
     """``"error: description"`` of a JSON error body, else the HTTP reason."""
     error, description = error_fields(response, secrets)
     reason = getattr(response, "reason_phrase", None) or getattr(response, "reason", None)
-    return ": ".join(x for x in (error, description) if x) or (reason or "no error body")
+    return ": ".join(x for x in (error, description) if x) or redact(reason or "no error body", ())
 
 
 _STATUS_HINTS = {
@@ -113,9 +115,16 @@ _STATUS_HINTS = {
 }
 
 
-def api_error(response: Any, *, api_base_url: str, secrets: Iterable[str | None] = ()) -> CartoAPIError:
+def api_error(
+    response: Any,
+    *,
+    api_base_url: str,
+    secrets: Iterable[str | None] = (),
+    hints: Mapping[int, str] | None = None,
+) -> CartoAPIError:
     """The :class:`CartoAPIError` of a failed CARTO API answer: CARTO's ``error`` text (``secrets``
-    redacted), the status and what to check."""
+    redacted), the status and what to check (``hints``: advice per status replacing the default,
+    e.g. for API access tokens)."""
     secrets = list(secrets)
     error, description = error_fields(response, secrets)
     detail = error_detail(response, secrets)
@@ -128,7 +137,7 @@ def api_error(response: Any, *, api_base_url: str, secrets: Iterable[str | None]
             "(the token is sent to the API base URL only): check the API base URL."
         )
     else:
-        hint = _STATUS_HINTS.get(status, "").format(base=api_base_url)
+        hint = (hints or {}).get(status) or _STATUS_HINTS.get(status, "").format(base=api_base_url)
     method = response.request.method if response.request is not None else ""
     return CartoAPIError(
         f"CARTO API {method} {url} failed (HTTP {status}: {detail}).{hint}",

@@ -11,8 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
+from carto_provider.api.untrusted import path_segment
 from carto_provider.errors import CartoError
 
 #: The CARTO connection name of the CARTO Data Warehouse.
@@ -29,10 +29,11 @@ QueryParameters = Mapping[str, Any] | Sequence[Any]
 
 
 def sql_path(connection: str, *parts: str) -> str:
-    """``/v3/sql/{connection}/...`` with every part URL-quoted."""
+    """``/v3/sql/{connection}/...`` with every part a checked path segment (:func:`path_segment`)."""
     if not connection or not str(connection).strip():
         raise ValueError("A CARTO connection name is required (e.g. 'carto_dw').")
-    return "/".join(["/v3/sql", *(quote(str(p), safe="") for p in (connection, *parts))])
+    segments = [path_segment(connection, "connection name"), *(path_segment(p, "job id") for p in parts)]
+    return "/".join(["/v3/sql", *segments])
 
 
 def job_path(connection: str, job_id: str | None = None) -> str:

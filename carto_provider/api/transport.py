@@ -2,7 +2,12 @@
 
 It owns what every call needs and nothing else, so the rules live in one place:
 
-* **Timeouts** on every request: ``(connect, read)`` seconds.
+* **Timeouts** on every request: ``(connect, read)`` seconds, and a total deadline per attempt
+  (connect plus every read: ``connect + read``, or ``(connect, read, total)``), checked finite and
+  above 0 where they are given (:mod:`carto_provider.api.bounded`).
+* **Bounded answers**: every body is streamed and counted after decoding, refused as soon as it
+  passes the call's ``max_body`` (:data:`~carto_provider.api.bounded.DEFAULT_MAX_BODY` unless given;
+  1 MiB for error answers), so a gzip bomb costs the budget, not what it inflates to.
 * **Retries**, as :mod:`carto_provider.api.retry` decides them (idempotent calls on any transient
   failure, at-most-once calls only when CARTO refused them; ``Retry-After`` honoured, capped), with
   the one tenacity configuration shared by :class:`Transport` and :class:`AsyncTransport`.
@@ -10,7 +15,8 @@ It owns what every call needs and nothing else, so the rules live in one place:
   for a new token once, naming the refused one (``rejected=``), and is sent once more.
 * **CARTO's errors**: a failed call raises :class:`~carto_provider.errors.CartoAPIError` with
   CARTO's own ``error`` text, the HTTP status and what to check.
-* **Redirects are never followed** (a token or a client secret must not travel to another host).
+* **Redirects are never followed** (a token or a client secret must not travel to another host),
+  and a path is relative to the base URL: an absolute URL to another origin is refused.
 
 It is Airflow-free (and imports nothing of :mod:`carto_provider.auth`, which builds on it) and
 opens one ``httpx.Client`` (or ``AsyncClient``) per transport: make one per hook or per trigger
@@ -35,10 +41,21 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import tenacity
 
 from carto_provider._version import __version__
+from carto_provider.api.bounded import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_BODY,
+    Timeout,
+    aread_bounded,
+    check_timeout,
+    deadline,
+    install_deadlines,
+    read_bounded,
+)
 from carto_provider.api.responses import UNREACHABLE_HINT, api_error, redact_url, response_json
 from carto_provider.api.retry import (
     DEFAULT_RETRY,
@@ -65,7 +82,6 @@ USER_AGENT = f"airflow-provider-carto/{__version__}"
 #: neither ``client`` nor ``v``.
 CLIENT_PARAMS: Mapping[str, str] = {"client": "airflow-provider-carto"}
 
-Timeout = float | tuple[float, float]
 #: Given the token value a server just refused (or None), returns a token value to send.
 TokenSource = Callable[[str | None], str]
 
@@ -82,6 +98,8 @@ class Call:
     at_most_once: bool
     authorize: bool
     raise_for_status: bool
+    total: float
+    max_body: int
     retry: dict[str, Any]
     options: dict[str, Any]
 
@@ -105,33 +123,51 @@ class _Base:
         timeout: Timeout = DEFAULT_TIMEOUT,
         unreachable_hint: str = UNREACHABLE_HINT,
         params: Mapping[str, str] | None = None,
+        error_hints: Mapping[int, str] | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.base_url = str(base_url).rstrip("/")
         #: Query parameters sent on every call (the API transports: :data:`CLIENT_PARAMS`).
         self.params = dict(params or {})
+        self.error_hints = error_hints
         self.tokens = tokens
         self.policy = policy
         self.timeout = timeout
+        self._timeouts = check_timeout(timeout)  # (connect, read, total), checked once
         self.unreachable_hint = unreachable_hint
+        self.max_body = max_body
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r})"
+        return f"{type(self).__name__}({redact_url(self.base_url)!r})"
 
     def url(self, path: str) -> str:
-        """``path`` relative to the base URL (an absolute URL is kept)."""
-        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        """``path`` relative to the base URL; an absolute URL only on the base URL's own origin
+        (the bearer token goes there and nowhere else)."""
+        if "://" not in path and not path.startswith("//"):
+            return f"{self.base_url}/{path.lstrip('/')}"
+        if _origin(path) != _origin(self.base_url):
+            raise CartoAPIError(
+                f"Refused to call {redact_url(path)!r}: not on the API base URL's origin "
+                f"{_origin(self.base_url)!r} (the token is sent to that origin only).",
+                url=redact_url(path),
+            )
+        return path
 
     @staticmethod
-    def _httpx_timeout(timeout: Timeout) -> httpx.Timeout:
+    def _httpx_timeout(timeouts: tuple[float, float, float]) -> httpx.Timeout:
         import httpx
 
-        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-        return httpx.Timeout(read, connect=connect)
+        connect, read, total = timeouts
+        return httpx.Timeout(min(read, total), connect=min(connect, total))
 
     def _client_options(self) -> dict[str, Any]:
         return {
-            "timeout": self._httpx_timeout(self.timeout),
-            "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+            "timeout": self._httpx_timeout(self._timeouts),
+            "headers": {
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
             "params": self.params,
             "follow_redirects": False,
         }
@@ -141,15 +177,18 @@ class _Base:
         url = self.url(path)
         at_most_once = bool(options.pop("at_most_once", False))
         policy = options.pop("policy", None) or self.policy
-        timeout = options.pop("timeout", None)
-        if timeout is not None:
-            options["timeout"] = self._httpx_timeout(timeout)
+        timeouts = self._timeouts
+        if (timeout := options.pop("timeout", None)) is not None:
+            timeouts = check_timeout(timeout)
+            options["timeout"] = self._httpx_timeout(timeouts)
         return Call(
             method=method,
             url=url,
             at_most_once=at_most_once,
             authorize=bool(options.pop("authorize", True)) and self.tokens is not None,
             raise_for_status=bool(options.pop("raise_for_status", True)),
+            total=timeouts[2],
+            max_body=int(options.pop("max_body", None) or self.max_body),
             retry=retry_arguments(policy, at_most_once=at_most_once, label=f"{method} {redact_url(url)}"),
             options=options,
         )
@@ -170,9 +209,8 @@ class _Base:
         except httpx.TransportError as exc:
             timed_out = isinstance(exc, httpx.TimeoutException)
             kind = "timed out" if timed_out else "could not be reached"
-            message = (
-                f"The CARTO API at {self.base_url} {kind} ({type(exc).__name__}). {self.unreachable_hint}"
-            )
+            where = redact_url(self.base_url)
+            message = f"The CARTO API at {where} {kind} ({type(exc).__name__}). {self.unreachable_hint}"
             if call.at_most_once and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
                 message += (
                     f" CARTO may have acted on this {call.method} {redact_url(call.url)} anyway: check before"
@@ -184,7 +222,9 @@ class _Base:
         self, response: httpx.Response, raise_for_status: bool, tokens_sent: list[str]
     ) -> httpx.Response:
         if raise_for_status and response.status_code >= 300:
-            raise api_error(response, api_base_url=self.base_url, secrets=tokens_sent)
+            raise api_error(
+                response, api_base_url=redact_url(self.base_url), secrets=tokens_sent, hints=self.error_hints
+            )
         return response
 
 
@@ -195,6 +235,7 @@ class Transport(_Base):
     :param tokens: where bearer tokens come from (``tokens(None)``; after a 401, ``tokens(refused)``).
     :param policy: how transient failures are retried (per call overridable).
     :param timeout: (connect, read) seconds (per call overridable).
+    :param error_hints: advice per HTTP status added to errors instead of the default one.
     """
 
     _client: httpx.Client | None = None
@@ -215,24 +256,30 @@ class Transport(_Base):
         if self._client is None:
             import httpx
 
-            self._client = httpx.Client(**self._client_options())
+            client = httpx.Client(**self._client_options())
+            install_deadlines([client._transport, *client._mounts.values()])
+            self._client = client
         return self._client
+
+    def _attempt(self, call: Call, token: str | None) -> httpx.Response:
+        """One attempt: sent, then its answer read within the call's budget and total deadline."""
+        with deadline(call.total), self._http().stream(**call.request(token)) as response:
+            read_bounded(response, call.max_body)
+        return self._checked(response, call.at_most_once)
 
     def request(self, method: str, path: str, **options: Any) -> httpx.Response:
         """Send a request; return the final response, or raise CartoAPIError (see the module doc).
 
         ``options``: ``at_most_once`` (False), ``authorize`` (True: a bearer token from ``tokens``),
-        ``raise_for_status`` (True: an answer of 300 or more raises), ``policy`` and ``timeout``
-        (this transport's by default); the rest go to ``httpx.Client.request`` (``json``, ``data``,
-        ``params``, ``headers``).
+        ``raise_for_status`` (True: an answer of 300 or more raises), ``policy``, ``timeout`` and
+        ``max_body`` (this transport's by default); the rest go to ``httpx.Client.request``
+        (``json``, ``data``, ``params``, ``headers``).
         """
         call = self._call(method, path, options)
         retrying = tenacity.Retrying(**call.retry)
 
         def send(token: str | None) -> httpx.Response:
-            return retrying(
-                lambda: self._checked(self._http().request(**call.request(token)), call.at_most_once)
-            )
+            return retrying(self._attempt, call, token)
 
         sent: list[str] = []
         with self._no_answer_as_api_error(call):
@@ -288,7 +335,16 @@ class AsyncTransport(_Base):
         retrying = tenacity.AsyncRetrying(**call.retry)
 
         async def attempt(token: str | None) -> httpx.Response:
-            return self._checked(await self._http().request(**call.request(token)), call.at_most_once)
+            import anyio
+            import httpx
+
+            try:
+                with anyio.fail_after(call.total):
+                    async with self._http().stream(**call.request(token)) as response:
+                        await aread_bounded(response, call.max_body)
+            except TimeoutError:
+                raise httpx.ReadTimeout(f"no complete answer within {call.total:g} s") from None
+            return self._checked(response, call.at_most_once)
 
         sent: list[str] = []
         with self._no_answer_as_api_error(call):
@@ -306,14 +362,20 @@ class AsyncTransport(_Base):
         return response_json(await self.arequest(method, path, **kwargs))
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{(parts.netloc.rpartition('@')[2]).lower()}"
+
+
 def form_post(
     url: str,
     data: Mapping[str, str],
     *,
     policy: CartoRetryPolicy = DEFAULT_RETRY,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    max_body: int = DEFAULT_MAX_BODY,
 ) -> httpx.Response:
     """One form POST without a token and without following redirects (e.g. an OAuth token request),
     retried like an idempotent call; returns the final response whatever its status."""
-    with Transport(url, policy=policy, timeout=timeout) as transport:
+    with Transport(url, policy=policy, timeout=timeout, max_body=max_body) as transport:
         return transport.request("POST", url, data=dict(data), authorize=False, raise_for_status=False)

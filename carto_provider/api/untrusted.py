@@ -15,11 +15,12 @@ becomes a token, a message or a log line:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
-from carto_provider.errors import CredentialsError
+from carto_provider.errors import ConfigurationError, CredentialsError
 
 #: No token, account or error answer comes anywhere near this.
 MAX_BODY_BYTES = 1024 * 1024
@@ -27,6 +28,8 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 16
 #: Longest server text quoted in a message.
 MAX_QUOTED = 300
+#: Longest message (ours, quoting server text) stored in an event, an exception or a log line.
+MAX_MESSAGE = 2000
 REDACTED = "***"
 _OPENERS = frozenset(b"[{")
 _CLOSERS = frozenset(b"]}")
@@ -77,13 +80,22 @@ def _forms(secret: str) -> set[str]:
     return {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
 
 
-def redact(text: str | None, secrets: Iterable[str | None]) -> str:
-    """``text`` with every known secret (in every encoding of :func:`_forms`) replaced by ``***``,
-    non-printable characters dropped and the length capped at :data:`MAX_QUOTED`."""
-    result = "".join(ch for ch in (text or "") if ch.isprintable())
+def sanitize(text: str | None, secrets: Iterable[str | None] = (), *, limit: int = MAX_MESSAGE) -> str:
+    """The one sanitiser of server text (API and job errors, trigger events, CLI output, log lines):
+    every known secret (in every encoding of :func:`_forms`) replaced by ``***``, anything not
+    printable (newlines, terminal escapes, bidi controls) dropped, and the length capped at ``limit``
+    characters. Secrets are replaced before the cap, so a cut cannot expose part of one."""
+    raw = str(text or "")
+    cut = len(raw) > 4 * limit
+    result = "".join(ch for ch in raw[: 4 * limit] if ch.isprintable())  # a 2 MB text is not scanned whole
     for secret in sorted({f for s in secrets if s and len(s) >= 4 for f in _forms(s)}, key=len, reverse=True):
         result = result.replace(secret, REDACTED)
-    return result[:MAX_QUOTED] + ("..." if len(result) > MAX_QUOTED else "")
+    return result[:limit] + ("..." if cut or len(result) > limit else "")
+
+
+def redact(text: str | None, secrets: Iterable[str | None]) -> str:
+    """:func:`sanitize` for a quote of server text inside a message: capped at :data:`MAX_QUOTED`."""
+    return sanitize(text, secrets, limit=MAX_QUOTED)
 
 
 def location_host(headers: Mapping[str, str]) -> str:
@@ -112,3 +124,22 @@ def redirect_error(
         f"CARTO's auth endpoints are never followed, so nothing was sent there. {hint}",
         status=status,
     )
+
+
+#: What a name or id may be as one URL path segment: letters, digits and ``_ - . : @ + = ~`` or a
+#: space, not only dots (``.``/``..`` would name another API path).
+_SEGMENT = re.compile(r"(?!\.+\Z)[\w .:@+=~-]+\Z")
+
+
+def path_segment(value: Any, what: str = "name", *, max_length: int = 256, secret: bool = False) -> str:
+    """``value`` URL-quoted as one path segment, or ConfigurationError: a connection name or a job,
+    import or workflow id (templated, or sent by a server) cannot turn a call into another API path.
+    A ``secret`` value (a token) is not quoted in the error."""
+    text = str(value)
+    if not 0 < len(text) <= max_length or not _SEGMENT.match(text):
+        shown = "" if secret else f" {sanitize(text, limit=80)!r}"
+        raise ConfigurationError(
+            f"Refused {what}{shown}: it must be 1 to {max_length} letters, digits, "
+            "spaces or '_-.:@+=~', and not only dots."
+        )
+    return quote(text, safe="")

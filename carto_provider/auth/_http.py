@@ -19,7 +19,7 @@ from carto_provider.api.responses import error_detail, error_fields, unreachable
 from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
 from carto_provider.api.transport import DEFAULT_TIMEOUT, Timeout, Transport
 from carto_provider.api.untrusted import MAX_BODY_BYTES, redirect_error
-from carto_provider.errors import CartoAPIError, CredentialsError
+from carto_provider.errors import CartoAPIError, CredentialsError, ResponseTooLargeError
 
 if TYPE_CHECKING:
     import httpx
@@ -68,14 +68,18 @@ def auth_flow_call(
     """
     transport = _transport_for(url, policy, timeout)
     try:
-        response = transport.request(method, url, authorize=False, raise_for_status=False, **options)
+        response = transport.request(
+            method, url, authorize=False, raise_for_status=False, max_body=MAX_BODY_BYTES, **options
+        )
+    except ResponseTooLargeError:  # refused while reading, as soon as the decoded size passed it
+        raise error(
+            f"{where} sent an unusable answer (larger than {MAX_BODY_BYTES // 1024} KiB). {hint}"
+        ) from None
     except CartoAPIError as exc:
         if exc.status is not None:
             raise
         timed_out = "timed out" in str(exc)  # the transport's "no answer at all", after its retries
         raise error(unreachable_message(where, timed_out=timed_out, hint=hint)) from None
-    if len(response.content) > MAX_BODY_BYTES:
-        raise error(f"{where} sent an unusable answer (larger than {MAX_BODY_BYTES // 1024} KiB). {hint}")
     status = response.status_code
     if 300 <= status < 400:
         raise redirect_error(status, response.headers, what=where, hint=hint, error=error)

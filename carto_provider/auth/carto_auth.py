@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from carto_provider.api.bounded import DEFAULT_MAX_BODY
 from carto_provider.api.responses import response_body
 from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
 from carto_provider.api.transport import CLIENT_PARAMS, DEFAULT_TIMEOUT, AsyncTransport, Transport
@@ -164,8 +165,13 @@ class CartoAuth:
         bigquery_api_endpoint: str | None = None,
         dw_token_lifetime: float = DW_TOKEN_ASSUMED_LIFETIME,
         settings: AuthSettings = DEFAULT_SETTINGS,
+        given: AccessToken | None = None,
+        error_hints: Mapping[int, str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_BODY,
     ) -> None:
-        """``on_secret`` is called once with every token value this object hands out or uses (Airflow
+        """``given``: a token used until it expires; ``error_hints``: advice per status in API errors;
+        ``max_response_bytes``: the largest API answer read, counted after decoding;
+        ``on_secret`` is called once with every token value this object hands out or uses (Airflow
         passes ``mask_secret``, so tokens become ``***`` in task logs); ``settings`` are the ones the
         caller resolved (the URL rules for ``api_base_url``)."""
         self.settings = settings
@@ -181,7 +187,9 @@ class CartoAuth:
         self._on_secret = on_secret
         self._masked: set[str] = set()
         self._current: AccessToken | None = None  # the hot path's copy; see get_access_token
-        self._given = None
+        self._given = given
+        self.error_hints = error_hints
+        self.max_response_bytes = max_response_bytes
 
     def __repr__(self) -> str:
         return (
@@ -344,29 +352,31 @@ class CartoAuth:
     def _tokens(self, rejected: str | None) -> str:
         return self.get_token(rejected=rejected).value
 
-    def api_transport(self) -> Transport:
+    def _transport_options(self) -> dict[str, Any]:
+        return {
+            "tokens": self._tokens,
+            "policy": self.retry_policy,
+            "timeout": self.timeout,
+            "error_hints": self.error_hints,
+            "max_body": self.max_response_bytes,
+            "params": CLIENT_PARAMS,
+        }
+
+    def api_transport(self, base_url: str | None = None) -> Transport:
         """The one authenticated transport of this object (one HTTP connection pool), opened on first
-        use: every sync CARTO API call of a hook or of :meth:`request` goes through it."""
+        use: every sync CARTO API call of a hook or of :meth:`request` goes through it. With
+        ``base_url`` (another CARTO host, e.g. the accounts host), a new transport with the same
+        tokens, retries, timeouts and limits, for the caller to keep."""
+        if base_url is not None:
+            return Transport(base_url, **self._transport_options())
         if self._transport is None:
-            self._transport = Transport(
-                self._base_url(),
-                tokens=self._tokens,
-                policy=self.retry_policy,
-                timeout=self.timeout,
-                params=CLIENT_PARAMS,
-            )
+            self._transport = Transport(self._base_url(), **self._transport_options())
         return self._transport
 
-    def api_async_transport(self) -> AsyncTransport:
+    def api_async_transport(self, base_url: str | None = None) -> AsyncTransport:
         """A new authenticated async transport with this object's tokens, retries and timeouts (a
-        trigger's; the token source runs in a worker thread)."""
-        return AsyncTransport(
-            self._base_url(),
-            tokens=self._tokens,
-            policy=self.retry_policy,
-            timeout=self.timeout,
-            params=CLIENT_PARAMS,
-        )
+        trigger's; the token source runs in a worker thread), to the API base URL or ``base_url``."""
+        return AsyncTransport(base_url or self._base_url(), **self._transport_options())
 
     # ------------------------------------------------------------------ CARTO Data Warehouse
 

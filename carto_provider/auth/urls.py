@@ -24,9 +24,10 @@ EXAMPLE = "e.g. https://gcp-us-east1.api.carto.com"
 
 
 def is_loopback_host(host: str) -> bool:
-    """Return True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    """Return True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1) only: another
+    ``*.localhost`` name goes to whatever the resolver says (RFC 6761 asks, resolvers need not obey)."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -126,3 +127,19 @@ def check_url(
             "$CARTO_ALLOW_INSECURE_HTTP_HOSTS)",
         )
     return f"{scheme.lower()}://{authority}{parts.path}".rstrip("/")
+
+
+def connection_base_url(host: str | None, port: object, path: str | None) -> str | None:
+    """The API base URL of a connection: its host, with the port and path that the URI form
+    (``carto://id:secret@http://host:8808/api``) puts in the ``port`` and ``schema`` fields."""
+    host = (host or "").strip()
+    if not host:
+        return None
+    scheme, sep, rest = host.rpartition("://")
+    authority, slash, host_path = rest.partition("/")
+    if port and ":" not in authority.rpartition("]")[2]:
+        authority = f"{authority}:{port}"
+    path = (path or "").strip().strip("/")
+    if path and not host_path.strip("/"):
+        slash, host_path = "/", path
+    return f"{scheme}{sep}{authority}{slash}{host_path}"

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from carto_provider.api.activity import accounts_origin
 from carto_provider.api.jobs import (
     UNKNOWN_STATUS_PATIENCE,
     CartoJob,
@@ -90,6 +91,7 @@ class CartoAPIHook(CartoAuthHook):
         super().__init__(carto_conn_id, **kwargs)
         self.at_most_once_retry = at_most_once_retry
         self.status_words, self.unknown_status_patience = job_settings(status_words, unknown_status_patience)
+        self._accounts: Transport | None = None
 
     def transport(self) -> Transport:
         """The connection's one authenticated HTTP transport (see the module doc)."""
@@ -98,6 +100,19 @@ class CartoAPIHook(CartoAuthHook):
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """An idempotent call: every transient failure retried (see the module doc)."""
         return self.transport().request_json(method, path, **kwargs)
+
+    def accounts_transport(self) -> Transport:
+        """A transport to CARTO's accounts host (Activity Data), with the connection's tokens."""
+        if self._accounts is None:
+            settings = self.settings
+            origin = accounts_origin(settings.auth.accounts_url_for(settings.auth_url))
+            self._accounts = self.get_auth().api_transport(origin)
+        return self._accounts
+
+    def _kind_call(self, kind: JobKind, method: str, path: str, **kwargs: Any) -> Any:
+        """An idempotent call to the host that serves ``kind`` (the API, or CARTO's accounts host)."""
+        transport = self.accounts_transport() if kind.origin == "accounts" else self.transport()
+        return transport.request_json(method, path, **kwargs)
 
     def _create(
         self,
@@ -152,7 +167,7 @@ class CartoAPIHook(CartoAuthHook):
         """The job's current state (a SQL job: ``GET /v3/sql/{connection}/job/{id}``; an import:
         ``GET /v3/imports/{id}``)."""
         kind = kind_of(kind)
-        body = self._call("GET", kind.status_path(job_id, connection or CARTO_DW))
+        body = self._kind_call(kind, "GET", kind.status_path(job_id, connection or CARTO_DW))
         return CartoJob.from_response(
             kind, body, connection=connection, job_id=job_id, words=self.status_words
         )
@@ -163,8 +178,10 @@ class CartoAPIHook(CartoAuthHook):
         read and returned as it ended, so its real outcome is reported, not the refusal."""
         kind = kind_of(kind)
         try:
-            body = self._call(kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW))
+            body = self._kind_call(kind, kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW))
         except CartoAPIError as exc:
+            # CARTO's Activity Data jobs answer 400 when cancelling a finished job; SQL jobs and
+            # imports may too (not published): report how the job really ended.
             if exc.status not in (400, 409):
                 raise
             job = self.get(kind, job_id, connection=connection)

@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from carto_provider.api.activity import accounts_origin
 from carto_provider.api.jobs import IMPORT, SQL_JOB, CartoJob, JobKind, kind_of
 from carto_provider.api.sql import CARTO_DW
 from carto_provider.api.transport import AsyncTransport
@@ -35,6 +36,9 @@ class CartoAPIAsyncHook(CartoAuthHook):
 
     _atransport: AsyncTransport | None = None
 
+    _accounts_url: str | None = None
+    _aaccounts: AsyncTransport | None = None
+
     def __init__(
         self,
         carto_conn_id: str = CartoAuthHook.default_conn_name,
@@ -50,9 +54,15 @@ class CartoAPIAsyncHook(CartoAuthHook):
         if self._auth is None:
             conn, extra = await self._aconnection()
             settings = CartoConnectionSettings.from_connection(conn, extra=extra)
+            self._accounts_url = accounts_origin(settings.auth.accounts_url_for(settings.auth_url))
             # Reading a credentials file or opening the token cache is I/O: not on the loop.
             self._auth = await asyncio.to_thread(
-                self._build_auth, settings, self.retry_policy, self.timeout, self.token_retry
+                self._build_auth,
+                settings,
+                self.retry_policy,
+                self.timeout,
+                self.token_retry,
+                self.max_response_bytes,
             )
         return self._auth
 
@@ -85,10 +95,24 @@ class CartoAPIAsyncHook(CartoAuthHook):
             self._atransport = (await self.aget_auth()).api_async_transport()
         return self._atransport
 
+    async def aaccounts_transport(self) -> AsyncTransport:
+        """An async transport to CARTO's accounts host (Activity Data), with the connection's tokens."""
+        if self._aaccounts is None:
+            auth = await self.aget_auth()
+            self._aaccounts = auth.api_async_transport(str(self._accounts_url))
+        return self._aaccounts
+
     async def aclose(self) -> None:
-        """Close the HTTP client (the next call opens another)."""
-        if self._atransport is not None:
-            await self._atransport.aclose()
+        """Close the HTTP clients (the next call opens another)."""
+        for transport in (self._atransport, self._aaccounts):
+            if transport is not None:
+                await transport.aclose()
+
+    async def _akind_call(self, kind: JobKind, method: str, path: str) -> Any:
+        """An idempotent call to the host that serves ``kind``."""
+        if kind.origin != "accounts":
+            return await self.arequest(method, path)
+        return await (await self.aaccounts_transport()).arequest_json(method, path)
 
     async def arequest(self, method: str, path: str, **kwargs: Any) -> Any:
         """An idempotent CARTO API call; returns the JSON body (``{}`` when empty).
@@ -102,7 +126,7 @@ class CartoAPIAsyncHook(CartoAuthHook):
     async def aget(self, kind: str | JobKind, job_id: str, *, connection: str | None = None) -> CartoJob:
         """The job's current state (as ``CartoAPIHook.get``)."""
         kind = kind_of(kind)
-        body = await self.arequest("GET", kind.status_path(job_id, connection or CARTO_DW))
+        body = await self._akind_call(kind, "GET", kind.status_path(job_id, connection or CARTO_DW))
         return CartoJob.from_response(
             kind, body, connection=connection, job_id=job_id, words=self.status_words
         )
@@ -112,9 +136,11 @@ class CartoAPIAsyncHook(CartoAuthHook):
         already ended (400/409) is returned as it ended (as ``CartoAPIHook.cancel``)."""
         kind = kind_of(kind)
         try:
-            body = await self.arequest(kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW))
+            body = await self._akind_call(
+                kind, kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW)
+            )
         except CartoAPIError as exc:
-            if exc.status not in (400, 409):
+            if exc.status not in (400, 409):  # already ended (see CartoAPIHook.cancel)
                 raise
             job = await self.aget(kind, job_id, connection=connection)
             if not job.done:

@@ -1,10 +1,12 @@
 """``CartoAuthHook``: CARTO tokens, API calls and the Data Warehouse client from an Airflow connection.
 
 The connection (type ``carto``): host = API base URL, login = M2M client id, password = client
-secret; extras ``auth_type``, ``auth_url``, ``org``, ``credentials_file``, ``token_cache_dir``,
-``token_cache``, ``token_cache_redis_url`` and ``bigquery_api_endpoint`` (see
-:mod:`carto_provider.provider_info`). ``token_cache`` and ``token_cache_redis_url`` default to the
-Airflow config options ``[carto] token_cache`` and ``[carto] token_cache_redis_url``.
+secret (``auth_type`` ``api_token``: no login, the API access token in the password field); extras
+``auth_type``, ``auth_url``, ``org``, ``credentials_file``, ``cache_dir``, ``cache_backend``,
+``cache_redis_url``, ``carto_connection`` and ``bigquery_api_endpoint`` (see
+:mod:`carto_provider.provider_info`). ``cache_backend`` and ``cache_redis_url`` default to the
+Airflow config options ``[carto] token_cache`` and ``[carto] token_cache_redis_url``. The pre-1.0
+names (``token_*``) are read with a warning until 2.0 (``_hook_params.DEPRECATED_EXTRAS``).
 
 Importing this module is cheap: no I/O, and ``google.cloud.bigquery`` is imported only by
 :meth:`CartoAuthHook.get_carto_dw_client`.
@@ -20,9 +22,11 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
-from carto_provider._hook_params import split_hook_params
+from carto_provider._hook_params import renamed_extras, split_hook_params
+from carto_provider.api.bounded import DEFAULT_MAX_BODY, check_timeout
 from carto_provider.api.retry import DEFAULT_RETRY, CartoRetryPolicy
 from carto_provider.api.transport import DEFAULT_TIMEOUT
+from carto_provider.auth.api_token import api_token_auth, probe_api_token
 from carto_provider.auth.cache.policy import DEFAULT_LOCK_TIMEOUT, TokenCache
 from carto_provider.auth.carto_auth import CartoAuth, single_flight_wait
 from carto_provider.auth.settings import (
@@ -32,18 +36,26 @@ from carto_provider.auth.settings import (
     M2MCredentials,
     default_cache_path,
 )
-from carto_provider.errors import CartoAPIError, CartoError, CredentialsConfigError, CredentialsError
+from carto_provider.auth.urls import connection_base_url
+from carto_provider.errors import (
+    CartoAPIError,
+    CartoError,
+    ConfigurationError,
+    CredentialsConfigError,
+    CredentialsError,
+)
 from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:
     import httpx
     from google.cloud.bigquery import Client
 
-AUTH_TYPES = ("m2m", "oauth")
+AUTH_TYPES = ("m2m", "oauth", "api_token")
 TOKEN_CACHES = ("local", "redis")
 #: test_connection must answer quickly, even when a host is down.
 TEST_CONNECTION_RETRY = CartoRetryPolicy(attempts=2, initial_wait=0.2, max_wait=1.0, max_retry_after=2.0)
 TEST_CONNECTION_TIMEOUT = (5.0, 15.0)
+MIN_MASKED_SECRET = 5  # Airflow's masker skips shorter secrets too: replacing "e" garbles every word
 
 
 @dataclass(frozen=True)
@@ -58,10 +70,11 @@ class CartoConnectionSettings:
     auth_url: str
     org: str | None = None
     credentials_file: str | None = None
-    token_cache_dir: str | None = None
+    cache_dir: str | None = None
     bigquery_api_endpoint: str | None = None
-    token_cache: str = "local"
-    token_cache_redis_url: str | None = None  # may hold a password: never shown
+    cache_backend: str = "local"
+    cache_redis_url: str | None = None  # may hold a password: never shown
+    carto_connection: str | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)  # the environment's, read once
 
     def __repr__(self) -> str:
@@ -80,7 +93,7 @@ class CartoConnectionSettings:
         """
         auth = AuthSettings.from_environment()
         conn_id = conn.conn_id or "carto"
-        extra = (conn.extra_dejson if extra is None else extra) or {}
+        extra = renamed_extras(conn_id, (conn.extra_dejson if extra is None else extra) or {})
 
         def text(name: str) -> str | None:
             value = extra.get(name)
@@ -92,20 +105,21 @@ class CartoConnectionSettings:
         auth_type = (text("auth_type") or "m2m").lower()
         if auth_type not in AUTH_TYPES:
             raise CredentialsConfigError(
-                f"Connection {conn_id!r}: auth_type must be 'm2m' or 'oauth', not {auth_type!r}."
+                f"Connection {conn_id!r}: auth_type must be 'm2m', 'oauth' or 'api_token', not {auth_type!r}."
             )
-        token_cache = (text("token_cache") or _carto_option("token_cache") or "local").lower()
-        if token_cache not in TOKEN_CACHES:
+        backend = (text("cache_backend") or _carto_option("token_cache") or "local").lower()
+        if backend not in TOKEN_CACHES:
             raise CredentialsConfigError(
-                f"Connection {conn_id!r}: token_cache must be 'local' or 'redis', not {token_cache!r}."
+                f"Connection {conn_id!r}: cache_backend must be 'local' or 'redis', not {backend!r}."
             )
-        redis_url = text("token_cache_redis_url") or _carto_option("token_cache_redis_url")
-        if token_cache == "redis" and not redis_url:
+        redis_url = text("cache_redis_url") or _carto_option("token_cache_redis_url")
+        if backend == "redis" and not redis_url:
             raise CredentialsConfigError(
-                f"Connection {conn_id!r} has token_cache 'redis' but no Redis URL; set the extra "
-                "'token_cache_redis_url' or the Airflow option [carto] token_cache_redis_url."
+                f"Connection {conn_id!r} has cache_backend 'redis' but no Redis URL; set the extra "
+                "'cache_redis_url' or the Airflow option [carto] token_cache_redis_url."
             )
-        host = _base_url_of(conn.host, conn.port, conn.schema)
+        host = connection_base_url(conn.host, conn.port, conn.schema)
+        bigquery = text("bigquery_api_endpoint")
         return cls(
             conn_id=conn_id,
             auth_type=auth_type,
@@ -117,29 +131,36 @@ class CartoConnectionSettings:
             auth_url=auth.resolve_auth_url(text("auth_url")),
             org=text("org"),
             credentials_file=text("credentials_file"),
-            token_cache_dir=text("token_cache_dir"),
-            bigquery_api_endpoint=text("bigquery_api_endpoint"),
-            token_cache=token_cache,
-            token_cache_redis_url=redis_url,
+            cache_dir=text("cache_dir"),
+            # It carries the Data Warehouse token: the same URL rules as the API base URL.
+            bigquery_api_endpoint=auth.check_base_url(bigquery, what=f"bigquery_api_endpoint of {conn_id!r}")
+            if bigquery
+            else None,
+            cache_backend=backend,
+            cache_redis_url=redis_url,
+            carto_connection=text("carto_connection"),
             auth=auth,
         )
 
     def m2m_credentials(self) -> M2MCredentials:
-        """The M2M client: connection fields, falling back field by field to ``credentials_file``."""
-        data: dict[str, Any] = {}
+        """The M2M client: the connection's host, login and password, or a ``credentials_file`` used
+        whole (the connection's ``auth_url`` applies when the file names none)."""
         source = f"Connection {self.conn_id!r}"
         if self.credentials_file:
-            data.update(M2MCredentials.from_file(self.credentials_file, settings=self.auth).__dict__)
-            source += f" (with credentials file {self.credentials_file!r})"
-        for name, value in (
-            ("api_base_url", self.api_base_url),
-            ("client_id", self.client_id),
-            ("client_secret", self.client_secret),
-        ):
-            if value:
-                data[name] = value
-        if not self.credentials_file or "auth_url" not in data:
-            data["auth_url"] = self.auth_url
+            given = [n for n, v in (("host", self.api_base_url), ("login", self.client_id)) if v]
+            if given or self.client_secret:
+                raise CredentialsConfigError(
+                    f"{source} sets the extra 'credentials_file' and {', '.join(given or ['password'])}: a "
+                    "credentials file is used whole, not mixed with the connection's fields; keep one."
+                )
+            path = allowed_credentials_file(self.credentials_file, source)
+            return M2MCredentials.from_file(path, auth_url=self.auth_url, settings=self.auth)
+        data = {
+            "api_base_url": self.api_base_url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "auth_url": self.auth_url,
+        }
         names = {
             "api_base_url": "API Base URL (host)",
             "client_id": "Client ID (login)",
@@ -154,26 +175,26 @@ class CartoConnectionSettings:
 
     def cache_path(self, filename: str) -> Path:
         """Where this connection's tokens are cached."""
-        return default_cache_path(filename, self.token_cache_dir)
+        return default_cache_path(filename, self.cache_dir)
 
     def m2m_token_cache(
         self, credentials: M2MCredentials, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     ) -> TokenCache:
         """This machine's file cache (waiting ``lock_timeout`` s at most for another process's fetch),
-        or the fleet-wide Redis store with that file as fallback when ``token_cache`` is redis."""
+        or the fleet-wide Redis store with that file as fallback when ``cache_backend`` is redis."""
         local = TokenCache(self.cache_path(M2M_CACHE_FILENAME), lock_timeout=lock_timeout)
-        if self.token_cache != "redis" or not self.token_cache_redis_url:
+        if self.cache_backend != "redis" or not self.cache_redis_url:
             return local
         from carto_provider.auth.cache.redis import RedisTokenCache
 
-        return RedisTokenCache(self.token_cache_redis_url, credentials.client_secret, local=local)
+        return RedisTokenCache(self.cache_redis_url, credentials.client_secret, local=local)
 
 
 def _secrets_of(settings: CartoConnectionSettings) -> list[str]:
     """Values of a connection that must never appear in a message."""
     found = [settings.client_secret or ""]
-    if settings.token_cache_redis_url:
-        found += [settings.token_cache_redis_url, urlsplit(settings.token_cache_redis_url).password or ""]
+    if settings.cache_redis_url:
+        found += [settings.cache_redis_url, urlsplit(settings.cache_redis_url).password or ""]
     return [value for value in found if value]
 
 
@@ -192,7 +213,7 @@ def _probe_api(auth: CartoAuth, expires_at: float) -> str:
     response = auth.request("GET", "/v3/connections")
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         raise CartoAPIError(
             f"{auth.get_api_base_url()} answered /v3/connections with something that is not CARTO's JSON; "
             "check the API Base URL (CARTO Workspace > Developers, e.g. https://gcp-us-east1.api.carto.com).",
@@ -207,22 +228,6 @@ def _probe_api(auth: CartoAuth, expires_at: float) -> str:
     )
 
 
-def _base_url_of(host: str | None, port: Any, path: str | None) -> str | None:
-    """The API base URL of a connection: its host, with the port and path that the URI form
-    (``carto://id:secret@http://host:8808/api``) puts in the ``port`` and ``schema`` fields."""
-    host = (host or "").strip()
-    if not host:
-        return None
-    scheme, sep, rest = host.rpartition("://")
-    authority, slash, host_path = rest.partition("/")
-    if port and ":" not in authority.rpartition("]")[2]:
-        authority = f"{authority}:{port}"
-    path = (path or "").strip().strip("/")
-    if path and not host_path.strip("/"):
-        slash, host_path = "/", path
-    return f"{scheme}{sep}{authority}{slash}{host_path}"
-
-
 def _carto_option(name: str) -> str | None:
     """An option of the ``[carto]`` section of the Airflow config (env ``AIRFLOW__CARTO__<NAME>``)."""
     from airflow.providers.common.compat.sdk import conf
@@ -231,6 +236,21 @@ def _carto_option(name: str) -> str | None:
     if value is None:
         return None
     return str(value).strip() or None
+
+
+def allowed_credentials_file(path: str, source: str) -> Path:
+    """``path`` resolved (symbolic links followed), if it lies in a directory of the Airflow option
+    ``[carto] credentials_file_dirs``; else CredentialsConfigError (the option is empty by default)."""
+    listed = (_carto_option("credentials_file_dirs") or "").split(",")
+    dirs = [Path(d.strip()).expanduser().resolve() for d in listed if d.strip()]
+    resolved = Path(path).expanduser().resolve()
+    if not any(resolved.is_relative_to(d) for d in dirs):
+        raise CredentialsConfigError(
+            f"{source}: the credentials file {path!r} is not in a directory of the Airflow option "
+            "[carto] credentials_file_dirs (empty by default, so no credentials file is read); list its "
+            "directory there (AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS), or use login and password."
+        )
+    return resolved
 
 
 def _mask(value: str) -> None:
@@ -244,8 +264,13 @@ class CartoAuthHook(BaseHook):
 
     :param carto_conn_id: the connection id (default ``carto_default``).
     :param retry_policy: how transient HTTP failures are retried (None: the default; tokens: token_retry).
-    :param timeout: (connect, read) timeout in seconds of every HTTP call.
-    :param kwargs: the connection's extra fields (``auth_url``, ``token_cache``...) override the
+    :param timeout: (connect, read) timeout in seconds of every HTTP call; one attempt (connect and
+        every read together) ends after ``connect + read`` at the latest. Finite and above 0, else a
+        ConfigurationError here.
+    :param max_response_bytes: the largest API answer read, counted after decoding (default
+        :data:`~carto_provider.api.bounded.DEFAULT_MAX_BODY`, 256 MiB); a larger one (a ``/query``
+        of too many rows, a gzip bomb) is refused as soon as it passes this.
+    :param kwargs: the connection's extra fields (``auth_url``, ``cache_backend``...) override the
         connection's values; other names are checked as :mod:`carto_provider._hook_params` says.
     """
 
@@ -262,8 +287,19 @@ class CartoAuthHook(BaseHook):
         *,
         retry_policy: CartoRetryPolicy | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_BODY,
         **kwargs: Any,
     ) -> None:
+        check_timeout(timeout)
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes <= 0
+        ):
+            raise ConfigurationError(
+                f"max_response_bytes must be a number of bytes above 0, not {max_response_bytes!r}."
+            )
+        self.max_response_bytes = max_response_bytes
         self.hook_params, for_base = split_hook_params(type(self).__name__, kwargs, self.base_hook_params)
         super().__init__(**for_base)
         self.carto_conn_id = carto_conn_id
@@ -312,7 +348,9 @@ class CartoAuthHook(BaseHook):
     def get_auth(self) -> CartoAuth:
         """The :class:`~carto_provider.auth.CartoAuth` for this connection (built once per hook)."""
         if self._auth is None:
-            self._auth = self._build_auth(self.settings, self.retry_policy, self.timeout, self.token_retry)
+            self._auth = self._build_auth(
+                self.settings, self.retry_policy, self.timeout, self.token_retry, self.max_response_bytes
+            )
         return self._auth
 
     get_conn = get_auth
@@ -323,6 +361,7 @@ class CartoAuthHook(BaseHook):
         retry_policy: CartoRetryPolicy,
         timeout: float | tuple[float, float],
         token_retry: CartoRetryPolicy | None = None,
+        max_response_bytes: int = DEFAULT_MAX_BODY,
     ) -> CartoAuth:
         """The connection's :class:`CartoAuth` (``token_retry`` None: ``settings.auth.token_retry``)."""
         common: dict[str, Any] = {
@@ -330,7 +369,12 @@ class CartoAuthHook(BaseHook):
             "timeout": timeout,
             "on_secret": _mask,
             "bigquery_api_endpoint": settings.bigquery_api_endpoint,
+            "max_response_bytes": max_response_bytes,
         }
+        if settings.auth_type == "api_token":
+            source = f"connection {settings.conn_id!r}"
+            token, url = settings.client_secret or "", settings.api_base_url
+            return api_token_auth(token, api_base_url=url, source=source, settings=settings.auth, **common)
         if settings.auth_type == "oauth":
             from carto_provider.auth.login.cached import cached_login_auth
             from carto_provider.auth.login.oauth import OAuthClient
@@ -341,7 +385,7 @@ class CartoAuthHook(BaseHook):
                 settings.cache_path(OAUTH_CACHE_FILENAME),
                 conn_id=settings.conn_id,
                 api_base_url=settings.api_base_url,
-                token_cache_dir=settings.token_cache_dir,
+                token_cache_dir=settings.cache_dir,
                 **common,
             )
         credentials = settings.m2m_credentials()
@@ -353,7 +397,8 @@ class CartoAuthHook(BaseHook):
         )
 
     def get_access_token(self, *, min_ttl: float = 0.0) -> str:
-        """A valid CARTO access token, masked in task logs."""
+        """A valid CARTO access token, masked in task logs (the API access token itself, for a
+        connection of ``auth_type`` ``api_token``)."""
         return self.get_auth().get_access_token(min_ttl=min_ttl)
 
     def get_api_base_url(self) -> str:
@@ -375,7 +420,8 @@ class CartoAuthHook(BaseHook):
     # ------------------------------------------------------------------ connection test
 
     def test_connection(self) -> tuple[bool, str]:
-        """Obtain a token and list the CARTO connections; never raises, never shows a secret.
+        """Obtain a token and list the CARTO connections (an API access token: ``SELECT 1`` on the
+        connection's ``carto_connection``, else the LDS quota); never raises, never shows a secret.
 
         This runs in the Airflow API server (the UI's Test button) or the CLI
         (``airflow connections test``): fast retries, short timeouts, and never an interactive login.
@@ -388,7 +434,10 @@ class CartoAuthHook(BaseHook):
             auth = self._build_auth(settings, retry, TEST_CONNECTION_TIMEOUT, token_retry=retry)
             token = auth.get_token()
             secrets.append(token.value)
-            ok, message = True, _probe_api(auth, token.expires_at)
+            if settings.auth_type == "api_token":
+                ok, message = True, probe_api_token(auth, settings.carto_connection or "carto_dw")
+            else:
+                ok, message = True, _probe_api(auth, token.expires_at)
         except CredentialsConfigError as exc:
             ok, message = False, f"Connection settings: {exc}"
         except CredentialsError as exc:
@@ -399,6 +448,6 @@ class CartoAuthHook(BaseHook):
             ok, message = False, str(exc)
         except Exception as exc:
             ok, message = False, f"Could not test the CARTO connection ({type(exc).__name__}: {exc})"
-        for secret in secrets:
+        for secret in (s for s in secrets if len(s) >= MIN_MASKED_SECRET):
             message = message.replace(secret, "***")
         return ok, message

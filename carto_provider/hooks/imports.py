@@ -13,18 +13,21 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from carto_provider.api.import_preview import PREVIEW_PATH, ImportPreview, preview_body
 from carto_provider.api.imports import import_body, import_path
 from carto_provider.api.jobs import IMPORT, CartoJob
 from carto_provider.api.retry import CartoRetryPolicy
 from carto_provider.api.sql import CARTO_DW
+from carto_provider.errors import CartoAPIError
 from carto_provider.hooks.api import CartoAPIHook
 
 log = logging.getLogger(__name__)
 
-#: How an import refused with 429 (5 running already) is retried: from 30 s, capped at 5 min, for
-#: at most 30 minutes in all.
+#: How an import refused with 429 (5 running already) is retried: from 30 s, capped at 2 min, for at
+#: most 5 minutes in all, also for a deferrable task (creating the import happens in the worker). A
+#: longer queue fails the try with the 429; the task's ``retries``/``retry_delay`` wait outside a slot.
 IMPORT_RETRY = CartoRetryPolicy(
-    attempts=1_000, initial_wait=30.0, max_wait=300.0, max_retry_after=300.0, budget=30 * 60.0
+    attempts=1_000, initial_wait=30.0, max_wait=120.0, max_retry_after=120.0, budget=300.0
 )
 #: How far before its sending a looked-up import may be listed as created (clock skew).
 LOOKUP_MARGIN = dt.timedelta(minutes=5)
@@ -35,7 +38,7 @@ class CartoImportsHook(CartoAPIHook):
 
     :param carto_conn_id: the Airflow connection (type ``carto``).
     :param import_retry: how import creation is retried when CARTO refuses it with 429 or 503
-        (default :data:`IMPORT_RETRY`: from 30 s, within 30 minutes).
+        (default :data:`IMPORT_RETRY`: from 30 s, within 5 minutes).
     """
 
     def __init__(
@@ -54,7 +57,7 @@ class CartoImportsHook(CartoAPIHook):
         ``options``: ``connection`` (``carto_dw``), ``overwrite`` (False), ``autoguessing`` (True) and
         ``schema`` (columns ``{"name", "type"}``; needs ``autoguessing=False``, as CARTO ignores it
         otherwise). CARTO runs at most 5 imports at once and answers 429 beyond; that is waited out
-        here (``import_retry``).
+        here for at most ``import_retry.budget`` (5 minutes by default), then the 429 is raised.
         """
         connection = options.setdefault("connection", CARTO_DW)
         body = import_body(url=url, destination=destination, **options)
@@ -63,10 +66,32 @@ class CartoImportsHook(CartoAPIHook):
         def find() -> dict[str, Any] | None:  # after an ambiguous failure (hooks.api)
             return self.find_import(connection, url, destination, since=sent)
 
-        created = self._create(import_path(), body, policy=self.import_retry, find=find)
+        try:
+            created = self._create(import_path(), body, policy=self.import_retry, find=find)
+        except CartoAPIError as exc:
+            if exc.status != 429:
+                raise
+            raise CartoAPIError(
+                f"{exc} Still refused after {self.import_retry.budget or 0:g} s of retries (import_retry); "
+                "the task's retries (retries, retry_delay) try again later without holding a worker.",
+                status=exc.status,
+                error=exc.error,
+                url=exc.url,
+            ) from None
         job = CartoJob.from_response(IMPORT, created, connection=connection, words=self.status_words)
         log.info("Started %s into %s (status %r)", job.describe(), destination, job.status)
         return job
+
+    def preview_import(
+        self, url: str, *, connection: str = CARTO_DW, destination: str | None = None
+    ) -> ImportPreview:
+        """What CARTO would create from the file at ``url`` (``POST /v3/imports/preview``): its
+        columns, to adjust and pass back as ``create_import(..., autoguessing=False, schema=...)``."""
+        body = preview_body(url, connection, destination)
+        # A preview creates nothing, so it is retried like a read.
+        preview = ImportPreview.from_response(self._call("POST", PREVIEW_PATH, json=body))
+        log.info("CARTO previews %d column(s): %s", len(preview.schema), preview.schema)
+        return preview
 
     def get_import(self, job_id: str) -> CartoJob:
         """The import's current state (``GET /v3/imports/{jobId}``)."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from carto_provider.api.bounded import check_timeout
 from carto_provider.api.jobs import SQL_JOB, CartoJob
 from carto_provider.api.sql import (
     CARTO_DW,
@@ -53,6 +54,7 @@ class CartoSQLHook(CartoAPIHook):
         **kwargs: Any,
     ) -> None:
         super().__init__(carto_conn_id, **kwargs)
+        check_timeout(query_timeout, "query_timeout")
         self.query_timeout = query_timeout
 
     def run_query(

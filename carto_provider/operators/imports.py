@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import mask_secret
 
 from carto_provider.api.identity import TaskIdentity, created_at
+from carto_provider.api.import_preview import SchemaAdjustment
 from carto_provider.api.jobs import IMPORT, CartoJob
 from carto_provider.api.responses import redact_url
 from carto_provider.api.sql import CARTO_DW
@@ -45,6 +46,10 @@ class CartoImportOperator(CartoJobOperator):
     :param autoguessing: let CARTO guess column types (``False`` keeps text columns, or uses ``schema``).
     :param schema: the columns to create, ``[{"name": ..., "type": ...}]`` as CARTO's import preview
         shows them; CARTO honours it only with ``autoguessing=False``, so it requires that. Templated.
+    :param preview: preview the file first (``POST /v3/imports/preview``), then import with the
+        previewed columns (after ``schema_adjustment``) and ``autoguessing`` off, as CARTO's docs advise.
+    :param schema_adjustment: with ``preview``: ``{column: type}`` overrides, or a function of the
+        previewed columns returning the columns to import. The columns used are in the result's ``schema``.
     :param outlets: default: the destination as the asset ``carto://{connection}/{destination}``
         (:mod:`carto_provider.assets`), unless ``destination`` or ``connection`` is templated.
     Other arguments: see :class:`~carto_provider.operators.base.CartoJobOperator`.
@@ -63,6 +68,8 @@ class CartoImportOperator(CartoJobOperator):
         schema: Sequence[Mapping[str, str]] | None = None,
         overwrite: bool = False,
         autoguessing: bool = True,
+        preview: bool = False,
+        schema_adjustment: SchemaAdjustment | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", default_outlets(destination, connection))  # carto_provider.assets
@@ -72,6 +79,11 @@ class CartoImportOperator(CartoJobOperator):
                 f"{kwargs.get('task_id')}: CARTO ignores an import schema while autoguessing is on; "
                 "pass autoguessing=False with it."
             )
+        if preview and schema is not None:
+            raise ValueError(f"{kwargs.get('task_id')}: pass schema or preview=True, not both.")
+        if schema_adjustment is not None and not preview:
+            raise ValueError(f"{kwargs.get('task_id')}: schema_adjustment needs preview=True.")
+        self.preview, self.schema_adjustment = preview, schema_adjustment
         self.url, self.destination, self.connection = url, destination, connection
         self.schema, self.overwrite, self.autoguessing = schema, overwrite, autoguessing
 
@@ -81,13 +93,20 @@ class CartoImportOperator(CartoJobOperator):
         return super().execute(context)
 
     def submit(self, hook: CartoImportsHook, identity: TaskIdentity | None) -> CartoJob:
+        schema, autoguessing = self.schema, self.autoguessing
+        if self.preview:
+            previewed = hook.preview_import(
+                self.url, connection=self.connection, destination=self.destination
+            )
+            schema, autoguessing = previewed.adjusted(self.schema_adjustment), False
+            self.log.info("Importing with the previewed columns (autoguessing off): %s", schema)
         return hook.create_import(
             self.url,
             self.destination,
             connection=self.connection,
             overwrite=self.overwrite,
-            autoguessing=self.autoguessing,
-            schema=self.schema,
+            autoguessing=autoguessing,
+            schema=schema,
         )
 
     def find_previous(self, hook: CartoImportsHook, identity: TaskIdentity) -> CartoJob | None:

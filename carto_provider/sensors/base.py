@@ -5,10 +5,17 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+)
 
 from carto_provider.api.jobs import CartoJob, JobKind, job_from_event
-from carto_provider.errors import CartoJobTimeout
+from carto_provider.errors import CartoError, CartoJobError, CartoJobTimeout
 from carto_provider.hooks.api import CartoAPIHook
 from carto_provider.operators.base import default_deferrable, seconds
 
@@ -18,6 +25,9 @@ if TYPE_CHECKING:
 
 class CartoJobSensor(BaseSensorOperator):
     """Succeed when a CARTO job has finished successfully; fail with CARTO's error if it failed.
+
+    In both modes ``soft_fail`` skips the task when the job failed or the wait timed out, and
+    ``never_fail`` skips it on any error (as ``BaseSensorOperator`` does for a poke).
 
     The job is only watched, never cancelled (it is someone else's). Subclasses fix the ``kind``.
 
@@ -50,21 +60,26 @@ class CartoJobSensor(BaseSensorOperator):
         return job.ids()
 
     def poke(self, context: Context) -> PokeReturnValue:
-        """Check the job once."""
+        """Check the job once; when deferrable and it is not done yet, defer to the triggerer.
+
+        Deferring from here (``TaskDeferred`` is a ``BaseException``, which the base sensor lets
+        through) keeps the first check inside ``BaseSensorOperator.execute``: ``soft_fail``,
+        ``never_fail`` and ``silent_fail`` apply to it as in polling mode.
+        """
         hook = CartoAPIHook(self.carto_conn_id)
         job = hook.get(self.kind, str(self.job_id), connection=self.connection)
         self.log.info("%s is %r", job.describe(), job.status)
         if not job.done:
+            if self.deferrable:
+                self._defer()
             return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self.result(job.check()))
+        try:
+            return PokeReturnValue(is_done=True, xcom_value=self.result(job.check()))
+        except CartoJobError as exc:
+            # The watched job failed for good: no retry can change that, and soft_fail skips on it.
+            raise AirflowFailException(str(exc)) from exc
 
-    def execute(self, context: Context) -> Any:
-        """Poke; when deferrable and not done yet, defer to the triggerer."""
-        if not self.deferrable:
-            return super().execute(context)
-        first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
+    def _defer(self) -> None:
         timeout = seconds(self.timeout)
         # Imported here: Airflow's trigger machinery costs ~10 ms that DAG parsing need not pay.
         from carto_provider.triggers.base import CartoJobTrigger
@@ -83,8 +98,33 @@ class CartoJobSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """Resume after the trigger fired (the same event decoder as the operators)."""
+        """Resume after the trigger fired (the same event decoder as the operators).
+
+        Failures become the exceptions a poke raises (a failed job ``AirflowFailException``, a timeout
+        ``AirflowSensorTimeout``, anything else ``AirflowException``) and are skipped here under
+        ``soft_fail``/``never_fail`` as ``BaseSensorOperator.execute`` skips them (Airflow 2.11's
+        ``resume_execution`` knows only ``soft_fail``, and no Airflow knows a ``CartoError``).
+        """
         try:
             return self.result(job_from_event(event))
-        except CartoJobTimeout as exc:
-            raise AirflowSensorTimeout(str(exc)) from None
+        except CartoError as exc:
+            failure = _as_airflow_failure(exc)
+        skip = self.never_fail or (
+            self.soft_fail and isinstance(failure, (AirflowFailException, AirflowSensorTimeout))
+        )
+        if skip:
+            raise AirflowSkipException(
+                f"Skipping ({'never_fail' if self.never_fail else 'soft_fail'}): {failure}"
+            ) from failure
+        raise failure
+
+
+def _as_airflow_failure(exc: CartoError) -> AirflowException:
+    if isinstance(exc, CartoJobTimeout):
+        failure: AirflowException = AirflowSensorTimeout(str(exc))
+    elif isinstance(exc, CartoJobError):
+        failure = AirflowFailException(str(exc))
+    else:
+        failure = AirflowException(str(exc))
+    failure.__cause__ = exc
+    return failure

@@ -1,10 +1,12 @@
 """Run example DAGs with real Airflow (SQLite, temporary AIRFLOW_HOME) against the emulator.
 
-This is what ``make demo`` does, through ``carto-provider demo --dags-folder example_dags [DAG_ID ...]``.
+This is what ``make demo`` and ``carto-provider demo [DAG_ID ...]`` do; by default with the example DAGs
+installed with the package, so it works from any directory.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -17,11 +19,21 @@ from pathlib import Path
 
 from carto_provider.testing.emulator import CartoEmulator
 
-DEFAULT_DAGS = ("carto_quickstart", "carto_daily_etl", "carto_dw_etl", "carto_common_sql")
+#: The example DAGs shipped in the wheel (``carto_provider/example_dags``).
+EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
+DEFAULT_DAGS = (
+    "carto_quickstart",
+    "carto_daily_etl",
+    "carto_dw_etl",
+    "carto_common_sql",
+    "carto_api_token_etl",
+    "carto_lds_token_geocode",
+)
 
 
 def airflow_env(home: Path, dags_folder: Path, emulator: CartoEmulator) -> dict[str, str]:
-    """Environment for an isolated Airflow on SQLite whose ``carto_default`` is the emulator."""
+    """Environment for an isolated Airflow on SQLite whose ``carto_default`` is the emulator (an M2M
+    client) and ``carto_api_token`` an API access token the emulator issued (sql, imports, lds)."""
     env = dict(os.environ)
     env.update(
         {
@@ -32,7 +44,10 @@ def airflow_env(home: Path, dags_folder: Path, emulator: CartoEmulator) -> dict[
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "AIRFLOW_CONN_CARTO_DEFAULT": emulator.airflow_connection_json(
-                token_cache_dir=str(home / "carto-tokens"), bigquery_api_endpoint=emulator.url
+                cache_dir=str(home / "carto-tokens"), bigquery_api_endpoint=emulator.url
+            ),
+            "AIRFLOW_CONN_CARTO_API_TOKEN": json.dumps(
+                emulator.api_token_connection(emulator.issue_api_token(apis=("sql", "imports", "lds")))
             ),
             "CARTO_AUTH_URL": emulator.url,
         }
@@ -49,6 +64,7 @@ class DagRunReport:
     seconds: float
     token_requests: int
     api_calls: int
+    token_endpoint_requests: int = 0
 
 
 @dataclass
@@ -93,6 +109,7 @@ def run_demo(
         on_progress(f"Airflow database ready in {time.monotonic() - started:.1f} s")
         for dag_id in dag_ids:
             before_tokens, before_calls = carto.token_requests(), carto.calls("*")
+            before_endpoint = carto.token_endpoint_requests()
             started = time.monotonic()
             code = _run_logged([airflow, "dags", "test", dag_id], env, report.log)
             output = report.log.read_text(errors="replace").rsplit(f"dags test {dag_id}", 1)[-1]
@@ -103,13 +120,19 @@ def run_demo(
                 seconds=time.monotonic() - started,
                 token_requests=carto.token_requests() - before_tokens,
                 api_calls=carto.calls("*") - before_calls,
+                token_endpoint_requests=carto.token_endpoint_requests() - before_endpoint,
             )
             report.runs.append(run)
             on_progress(
                 f"{'OK  ' if run.ok else 'FAIL'} {dag_id}: {'success' if run.ok else 'failed'} in "
-                f"{run.seconds:.1f} s; {run.token_requests} M2M token request(s), "
+                f"{run.seconds:.1f} s; {run.token_requests} M2M token(s) issued, "
+                f"{run.token_endpoint_requests} token endpoint request(s), "
                 f"{run.api_calls} CARTO API call(s) in all"
             )
         with carto.state.lock:
-            report.requests = dict(sorted((k, v) for k, v in carto.state.calls.items() if v))
+            # A token in a path (DELETE /v3/tokens/{token}) is not shown.
+            shown = [
+                (re.sub(r"^(\S+ /v3/tokens/).+", r"\1***", k), v) for k, v in carto.state.calls.items() if v
+            ]
+            report.requests = dict(sorted(shown))
     return report

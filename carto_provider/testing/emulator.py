@@ -181,6 +181,33 @@ class CartoEmulator:
             "extra": {"auth_url": self.url, "bigquery_api_endpoint": self.url, **extra},
         }
 
+    def issue_api_token(
+        self, connections: tuple[str, ...] = ("carto_dw",), apis: tuple[str, ...] = ("sql", "imports", "lds")
+    ) -> str:
+        """An API access token with a grant on every source of ``connections`` and ``apis`` allowed,
+        as a user would create in CARTO Workspace > Developers (no Tokens API call is counted)."""
+        from carto_provider.testing.routes.tokens import mint
+
+        body = {
+            "grants": [{"connection_name": c, "source": "*"} for c in connections],
+            "allowed_apis": list(apis),
+        }
+        return mint(self.state, "emulator-user", body)[0]
+
+    def api_token_connection(self, token: str, **extra: Any) -> dict[str, Any]:
+        """An Airflow connection (JSON form) of ``auth_type`` ``api_token`` with ``token``."""
+        return {
+            "conn_type": "carto",
+            "host": self.url,
+            "password": token,
+            "extra": {
+                "auth_type": "api_token",
+                "auth_url": self.url,
+                "bigquery_api_endpoint": self.url,
+                **extra,
+            },
+        }
+
     def airflow_connection_json(self, **extra: Any) -> str:
         """:meth:`airflow_connection` serialised, the value of ``AIRFLOW_CONN_CARTO_DEFAULT``."""
         return json.dumps(self.airflow_connection(**extra))
@@ -198,6 +225,10 @@ class CartoEmulator:
     def token_requests(self, client_id: str | None = None) -> int:
         """Tokens issued by the client-credentials grant (optionally for one client)."""
         return self.events("m2m_token", client_id)
+
+    def token_endpoint_requests(self) -> int:
+        """Requests to the token endpoint (``POST /oauth/token``), answered or refused."""
+        return self.calls("POST /oauth/token")
 
     def add_fault(
         self,

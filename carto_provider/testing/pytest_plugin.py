@@ -1,4 +1,7 @@
-"""pytest fixtures for testing DAGs against the CARTO emulator (registered through ``pytest11``).
+"""pytest fixtures for testing DAGs against the CARTO emulator (opt-in, needs the ``emulator`` extra).
+
+Enable them with ``pytest -p carto_provider.testing.pytest_plugin`` or, in a ``conftest.py``,
+``pytest_plugins = ["carto_provider.testing.pytest_plugin"]``:
 
 * ``carto_emulator``: a running :class:`~carto_provider.testing.CartoEmulator`, fresh per test.
 * ``carto_connection``: sets ``AIRFLOW_CONN_CARTO_DEFAULT`` to the emulator (CARTO APIs and its
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
 @pytest.fixture
 def carto_emulator() -> Iterator[CartoEmulator]:
     """A CARTO emulator on a free loopback port, stopped after the test."""
+    from carto_provider.testing.extra import require_emulator_extra
+
+    require_emulator_extra("the carto_emulator fixture")
     from carto_provider.testing.emulator import CartoEmulator
 
     with CartoEmulator() as emulator:
@@ -33,7 +39,7 @@ def carto_connection(carto_emulator: CartoEmulator, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(
         "AIRFLOW_CONN_CARTO_DEFAULT",
         carto_emulator.airflow_connection_json(
-            token_cache_dir=str(cache_dir), bigquery_api_endpoint=carto_emulator.url
+            cache_dir=str(cache_dir), bigquery_api_endpoint=carto_emulator.url
         ),
     )
     return "carto_default"

@@ -42,11 +42,21 @@ class Fault:
 
 @dataclass(frozen=True)
 class IssuedToken:
-    """A token the emulator handed out."""
+    """A token the emulator handed out; an API access token (``kind`` ``"api"``) has its id,
+    ``grants`` (``(connection_name, source)`` pairs), ``allowed_apis`` and ``referers``."""
 
-    kind: str  # "m2m", "oauth" or "dw"
-    subject: str  # client id (m2m) or user id (oauth)
+    kind: str  # "m2m", "oauth", "dw" or "api"
+    subject: str  # client id (m2m) or user id (oauth); an API access token: who created it
     expires_at: float
+    token_id: str = ""
+    grants: tuple[tuple[str, str], ...] = ()
+    allowed_apis: frozenset[str] = frozenset()
+    referers: tuple[str, ...] = ()
+    created_at: float = 0.0
+
+    def grants_connection(self, connection: str) -> bool:
+        """Whether an API access token has a grant on ``connection`` (any source)."""
+        return any(name == connection for name, _ in self.grants)
 
 
 class EmulatorState:
@@ -133,6 +143,35 @@ class EmulatorState:
         with self.lock:
             self.tokens[token] = IssuedToken(kind, subject, time.time() + lifetime)
         return token
+
+    def issue_api_token(
+        self,
+        subject: str,
+        *,
+        grants: tuple[tuple[str, str], ...],
+        allowed_apis: frozenset[str],
+        referers: tuple[str, ...] = (),
+        expires_at: float | None = None,
+    ) -> tuple[str, IssuedToken]:
+        """An API access token (a JWT, as CARTO's are) with its grants; never expires without
+        ``expires_at`` (epoch seconds), as CARTO's docs say."""
+        now = time.time()
+        claims = {"exp": int(expires_at)} if expires_at else {}
+        payload = {"iss": "carto-emulator", "sub": subject, "jti": secrets.token_hex(8), **claims}
+        token = self._sign({"alg": "HS256", "typ": "JWT"}, payload)
+        issued = IssuedToken(
+            "api",
+            subject,
+            expires_at or float("inf"),
+            token_id=f"tok_{secrets.token_hex(8)}",
+            grants=grants,
+            allowed_apis=allowed_apis,
+            referers=referers,
+            created_at=now,
+        )
+        with self.lock:
+            self.tokens[token] = issued
+        return token, issued
 
     def issue_dw_token(self) -> str:
         token = "ya29.emulator-" + secrets.token_urlsafe(24)

@@ -7,16 +7,23 @@ never a token or a secret: the trigger reads the Airflow connection itself, the 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from carto_provider.api.jobs import ERROR, SQL_JOB, TIMEOUT, CartoJob, JobEvent, JobWatch, kind_of
+from carto_provider.api.untrusted import sanitize
 from carto_provider.errors import CartoError
 from carto_provider.hooks.api_async import CartoAPIAsyncHook
 
 __all__ = ["CartoJobTrigger"]
+
+
+#: Seconds a status check may take past ``end_time``: the last check, made at ``end_time``, still
+#: tells whether the job ended or is running; a server that does not answer cannot hold the trigger.
+FINAL_CHECK_GRACE = 5.0
 
 
 class CartoJobTrigger(BaseTrigger):
@@ -85,6 +92,17 @@ class CartoJobTrigger(BaseTrigger):
     async def _fetch(self, hook: CartoAPIAsyncHook) -> CartoJob:
         return await hook.aget(self.kind, self.job_id, connection=self.connection)
 
+    async def _poll(self, hook: CartoAPIAsyncHook) -> CartoJob | None:
+        """One status check, cut short :data:`FINAL_CHECK_GRACE` s after ``end_time`` (None: it had
+        not answered by then); the grace lets the check made at ``end_time`` tell the job's status."""
+        if self.end_time is None:
+            return await self._fetch(hook)
+        import anyio
+
+        with anyio.move_on_after(max(0.0, self.end_time - time.time()) + FINAL_CHECK_GRACE):
+            return await self._fetch(hook)
+        return None
+
     async def _cancel(self, hook: CartoAPIAsyncHook) -> CartoJob:
         return await hook.acancel(self.kind, self.job_id, connection=self.connection)
 
@@ -94,17 +112,31 @@ class CartoJobTrigger(BaseTrigger):
         try:
             event = await self._follow(hook)
         except CartoError as exc:
-            event = JobEvent(ERROR, self.job_id, str(exc))
+            event = JobEvent(ERROR, self.job_id, sanitize(str(exc)))
+        except Exception as exc:  # a dead trigger leaves its task deferred for ever: tell the task
+            self.log.exception("The CARTO trigger for %s %r failed", self.kind, self.job_id)
+            event = JobEvent(
+                ERROR, self.job_id, f"The trigger failed ({type(exc).__name__}): {sanitize(str(exc))}"
+            )
         finally:
             await hook.aclose()
         yield TriggerEvent(event.to_json())
 
     async def _follow(self, hook: CartoAPIAsyncHook) -> JobEvent:
         watch = JobWatch(self.poll_interval, self.end_time, hook.unknown_status_patience)
-        job = await self._fetch(hook)
-        while (delay := watch.next_delay(job)) is not None:
+        job = await self._poll(hook)
+        while job is not None and (delay := watch.next_delay(job)) is not None:
             await asyncio.sleep(delay)
-            job = await self._fetch(hook)
+            job = await self._poll(hook)
+        if job is None:
+            if self.cancel_on_kill:
+                await self._cancel(hook)
+            return JobEvent(
+                TIMEOUT,
+                self.job_id,
+                f"CARTO had not answered the status check of {self.kind} {self.job_id!r} when the wait's "
+                f"time ran out{'; it has been cancelled.' if self.cancel_on_kill else '.'}",
+            )
         if not watch.timed_out:
             return JobEvent(job.outcome, job.job_id, f"{job.describe()} is {job.status!r}", job)
         ended = None

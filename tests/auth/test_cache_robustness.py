@@ -142,7 +142,7 @@ def test_the_hooks_cache_waits_out_the_worst_case_fetch_too(carto_emulator, tmp_
     from carto_provider.api.transport import DEFAULT_TIMEOUT
     from carto_provider.hooks.carto import CartoAuthHook
 
-    connection = carto_emulator.airflow_connection_json(token_cache_dir=str(tmp_path))
+    connection = carto_emulator.airflow_connection_json(cache_dir=str(tmp_path))
     monkeypatch.setenv("AIRFLOW_CONN_CARTO_DEFAULT", connection)
     storage = CartoAuthHook().get_auth().cache.storage
     assert storage.lock_timeout >= single_flight_wait(TOKEN_RETRY, DEFAULT_TIMEOUT)

@@ -129,7 +129,7 @@ def test_the_hook_client_uses_the_bigquery_api_endpoint_extra(
     monkeypatch.setenv(
         "AIRFLOW_CONN_CARTO_DEFAULT",
         carto_emulator.airflow_connection_json(
-            token_cache_dir=str(tmp_path), bigquery_api_endpoint=carto_emulator.url
+            cache_dir=str(tmp_path), bigquery_api_endpoint=carto_emulator.url
         ),
     )
     client = CartoAuthHook().get_carto_dw_client(location="US")
@@ -225,7 +225,7 @@ def test_a_failed_refresh_says_what_failed(clock: FrozenClock) -> None:
 
 def test_a_missing_bigquery_library_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "google.cloud.bigquery", None)
-    with pytest.raises(ImportError, match=r"pip install 'google-cloud-bigquery"):
+    with pytest.raises(ImportError, match=r"pip install 'airflow-provider-carto\[bigquery\]'"):
         dw.import_bigquery()
 
 

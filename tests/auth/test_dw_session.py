@@ -1,6 +1,6 @@
-"""The DW BigQuery session's retries, counted on a real socket: connection failures are tried
-``BIGQUERY_CONNECT_RETRY.attempts`` times through the package's retry configuration; a read timeout
-(the request may have been sent) is never repeated."""
+"""The DW BigQuery session's retries, counted on a real socket: a connection that could not be set up
+is tried ``BIGQUERY_CONNECT_RETRY.attempts`` times through the package's retry configuration; a reset
+or a read timeout after the request was sent is never repeated (BigQuery may have received it)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from carto_provider.errors import BigQueryEndpointError
 
 
 class Listener:
-    """A loopback socket that accepts connections and either closes them at once or keeps them silent."""
+    """A loopback socket that accepts connections and either resets them once the request has
+    arrived (``close``) or keeps them silent."""
 
     def __init__(self, *, close: bool) -> None:
         self.server = socket.create_server(("127.0.0.1", 0))
@@ -36,6 +37,8 @@ class Listener:
                 continue
             self.accepted += 1
             if self.close:
+                conn.settimeout(5)
+                conn.recv(65536)  # the request arrived: from now on the server may have acted on it
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                 conn.close()  # a reset: requests raises ConnectionError
             else:
@@ -44,7 +47,7 @@ class Listener:
 
 @pytest.fixture
 def listener(request: pytest.FixtureRequest) -> Iterator[Listener]:
-    server = Listener(close=request.param == "resets")
+    server = Listener(close=request.param == "hangs up")
     server.thread.start()
     yield server
     server.stopping.set()
@@ -54,12 +57,24 @@ def listener(request: pytest.FixtureRequest) -> Iterator[Listener]:
     server.server.close()
 
 
-@pytest.mark.parametrize("listener", ["resets"], indirect=True)
-def test_connection_failures_are_retried_then_name_the_endpoint(listener: Listener) -> None:
+def test_a_connection_never_set_up_is_retried_then_names_the_endpoint(caplog) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"  # closed below: connections are refused
+    session = dw_session(AnonymousCredentials(), endpoint=url, timeout=(2.0, 2.0))
+    refused = pytest.raises(BigQueryEndpointError, match=rf"Could not reach the BigQuery endpoint {url}")
+    with caplog.at_level("WARNING", logger="carto_provider.api.retry"), refused:
+        session.request("GET", f"{url}/bigquery/v2/projects/p/datasets")
+    retries = [r for r in caplog.records if "BigQuery call" in r.getMessage()]
+    assert len(retries) == BIGQUERY_CONNECT_RETRY.attempts - 1 == 2
+
+
+@pytest.mark.parametrize("listener", ["hangs up"], indirect=True)
+def test_a_connection_reset_after_sending_is_not_repeated(listener: Listener) -> None:
+    # The request went out on an accepted connection: BigQuery may have received the POST.
     session = dw_session(AnonymousCredentials(), endpoint=listener.url, timeout=(2.0, 2.0))
-    with pytest.raises(BigQueryEndpointError, match=rf"Could not reach the BigQuery endpoint {listener.url}"):
-        session.request("GET", f"{listener.url}/bigquery/v2/projects/p/datasets")
-    assert listener.accepted == BIGQUERY_CONNECT_RETRY.attempts == 3
+    with pytest.raises(BigQueryEndpointError, match=r"not repeated: it may have arrived"):
+        session.request("POST", f"{listener.url}/bigquery/v2/projects/p/jobs", data=b"{}")
+    assert listener.accepted == 1
 
 
 @pytest.mark.parametrize("listener", ["silent"], indirect=True)

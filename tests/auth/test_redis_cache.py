@@ -272,7 +272,7 @@ def hook_for(monkeypatch, emulator, cache_dir: Path, **extra: str) -> Any:
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_CARTO_DEFAULT",
-        emulator.airflow_connection_json(token_cache_dir=str(cache_dir), **extra),
+        emulator.airflow_connection_json(cache_dir=str(cache_dir), **extra),
     )
     return CartoAuthHook()
 
@@ -280,7 +280,7 @@ def hook_for(monkeypatch, emulator, cache_dir: Path, **extra: str) -> Any:
 def test_hook_shares_tokens_through_redis_chosen_by_connection_extra(
     carto_emulator, redis_url, tmp_path, monkeypatch
 ):
-    extra = {"token_cache": "redis", "token_cache_redis_url": redis_url}
+    extra = {"cache_backend": "redis", "cache_redis_url": redis_url}
     tokens = {hook_for(monkeypatch, carto_emulator, tmp_path / m, **extra).get_access_token() for m in "ab"}
 
     assert len(tokens) == 1
@@ -298,17 +298,17 @@ def test_hook_takes_redis_settings_from_airflow_config(carto_emulator, redis_url
     assert carto_emulator.token_requests() == 1
 
     # A connection can still opt out.
-    hook_for(monkeypatch, carto_emulator, tmp_path / "c", token_cache="local").get_access_token()
+    hook_for(monkeypatch, carto_emulator, tmp_path / "c", cache_backend="local").get_access_token()
     assert carto_emulator.token_requests() == 2
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ({"token_cache": "memcached"}, "token_cache must be 'local' or 'redis', not 'memcached'"),
-        ({"token_cache": "redis"}, "[carto] token_cache_redis_url"),
+        ({"cache_backend": "memcached"}, "cache_backend must be 'local' or 'redis', not 'memcached'"),
+        ({"cache_backend": "redis"}, "[carto] token_cache_redis_url"),
         (
-            {"token_cache": "redis", "token_cache_redis_url": f"http://:{REDIS_PASSWORD}@host:1/0"},
+            {"cache_backend": "redis", "cache_redis_url": f"http://:{REDIS_PASSWORD}@host:1/0"},
             "URL 'http://:***@host:1/0' is not valid",
         ),
     ],
@@ -324,7 +324,7 @@ def test_connection_test_works_with_wrong_redis_password_and_hides_it(
     carto_emulator, redis_server, tmp_path, monkeypatch, caplog
 ):
     url = f"redis://:wrong-{REDIS_PASSWORD}@127.0.0.1:{redis_server.port}/0"
-    hook = hook_for(monkeypatch, carto_emulator, tmp_path, token_cache="redis", token_cache_redis_url=url)
+    hook = hook_for(monkeypatch, carto_emulator, tmp_path, cache_backend="redis", cache_redis_url=url)
     with caplog.at_level(logging.WARNING, logger="carto_provider"):
         ok, text = hook.test_connection()
 

@@ -46,7 +46,10 @@ ADMIN = "admin"
 WORKERS = ("worker-1", "worker-2")
 WORKER_CONCURRENCY = 4
 #: The DAG folders, as DAG bundles: the examples (as mounted by compose) and the scenarios' DAGs.
-BUNDLES = {"carto_examples": REPO / "example_dags", "cluster_dags": REPO / "tests" / "cluster" / "dags"}
+BUNDLES = {
+    "carto_examples": REPO / "carto_provider" / "example_dags",
+    "cluster_dags": REPO / "tests" / "cluster" / "dags",
+}
 
 #: What the tests change on top of the compose settings, and why.
 TEST_OVERRIDES = {

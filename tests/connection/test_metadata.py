@@ -24,7 +24,7 @@ from carto_provider.provider_info import CONNECTION_EXTRA_FIELDS, UI_FIELD_BEHAV
 AIRFLOW_3 = Version(airflow.__version__).major >= 3
 AIRFLOW_SCHEMAS = Path(airflow.__file__).parent
 #: The extras the issue names; other engineers may add more (the generic checks cover those).
-CONTRACT_EXTRAS = {"auth_type", "auth_url", "org", "credentials_file", "token_cache_dir"}
+CONTRACT_EXTRAS = {"auth_type", "auth_url", "org", "credentials_file", "cache_dir"}
 
 
 def carto_connection_type() -> dict:

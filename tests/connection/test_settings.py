@@ -38,7 +38,7 @@ def test_json_form_keeps_every_field(monkeypatch):
                 "auth_url": "https://auth.carto.com/",
                 "org": "org_123",
                 "credentials_file": "/secrets/carto_credentials.json",
-                "token_cache_dir": "/var/cache/carto",
+                "cache_dir": "/var/cache/carto",
             },
         },
     )
@@ -51,7 +51,7 @@ def test_json_form_keeps_every_field(monkeypatch):
         auth_url="https://auth.carto.com",
         org="org_123",
         credentials_file="/secrets/carto_credentials.json",
-        token_cache_dir="/var/cache/carto",
+        cache_dir="/var/cache/carto",
     )
 
 
@@ -63,7 +63,7 @@ def test_defaults_when_only_the_m2m_client_is_given(monkeypatch):
     assert settings.auth_type == "m2m"
     assert settings.auth_url == "https://auth.carto.com"
     assert settings.api_base_url == "https://gcp-us-east1.api.carto.com"
-    assert settings.org is settings.credentials_file is settings.token_cache_dir is None
+    assert settings.org is settings.credentials_file is settings.cache_dir is None
 
 
 def test_blank_extras_from_a_saved_form_mean_unset(monkeypatch):
@@ -104,13 +104,13 @@ def test_uri_form_extras_arrive_as_strings_and_are_parsed(monkeypatch):
     uri = (
         "carto://my-client:s3cr%2Fet%40with%3Aodd%20chars@gcp-us-east1.api.carto.com"
         "?auth_type=OAuth&auth_url=https%3A%2F%2Fauth.carto.com%2Foauth%2Ftoken&org=org_9"
-        "&token_cache_dir=%2Ftmp%2Fcarto+cache&credentials_file="
+        "&cache_dir=%2Ftmp%2Fcarto+cache&credentials_file="
     )
     settings = settings_of(monkeypatch, uri)
     assert settings.auth_type == "oauth"
     assert settings.auth_url == "https://auth.carto.com"  # a full token endpoint is trimmed to its base
     assert settings.org == "org_9"
-    assert settings.token_cache_dir == "/tmp/carto cache"
+    assert settings.cache_dir == "/tmp/carto cache"
     assert settings.credentials_file is None
     assert (settings.client_id, settings.client_secret) == ("my-client", SECRET)
 
@@ -119,7 +119,7 @@ def test_airflow_own_uri_round_trip_gives_the_same_settings(monkeypatch):
     """The API server tests a form by exporting ``Connection.get_uri()``: nothing may be lost on the way."""
     from airflow.models.connection import Connection
 
-    extra = {"auth_url": "http://127.0.0.1:8808", "token_cache_dir": "/tmp/a b", "org": "org_1"}
+    extra = {"auth_url": "http://127.0.0.1:8808", "cache_dir": "/tmp/a b", "org": "org_1"}
     definition = {"host": "http://127.0.0.1:8808", "login": "id", "password": SECRET, "extra": extra}
     from_json = settings_of(monkeypatch, {"conn_type": "carto", **definition}, "carto_json")
     uri = Connection(conn_id="x", conn_type="carto", **{**definition, "extra": json.dumps(extra)}).get_uri()
@@ -128,7 +128,9 @@ def test_airflow_own_uri_round_trip_gives_the_same_settings(monkeypatch):
 
 
 def test_unknown_auth_type_is_a_clear_error(monkeypatch):
-    with pytest.raises(CredentialsConfigError, match=r"auth_type must be 'm2m' or 'oauth', not 'password'"):
+    with pytest.raises(
+        CredentialsConfigError, match=r"auth_type must be 'm2m', 'oauth' or 'api_token', not 'password'"
+    ):
         settings_of(monkeypatch, "carto://id:pw@gcp-us-east1.api.carto.com?auth_type=password")
 
 
@@ -149,6 +151,7 @@ def write_file(path: Path, **extra_fields: str) -> str:
 
 
 def test_credentials_file_alone_is_enough(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path))
     path = write_file(tmp_path / "carto_credentials.json")
     settings = settings_of(monkeypatch, {"conn_type": "carto", "extra": {"credentials_file": path}})
     credentials = settings.m2m_credentials()
@@ -160,7 +163,8 @@ def test_credentials_file_alone_is_enough(monkeypatch, tmp_path):
     assert credentials.auth_url == "https://auth.carto.com"
 
 
-def test_connection_fields_override_the_credentials_file_field_by_field(monkeypatch, tmp_path):
+def test_a_credentials_file_is_used_whole_never_mixed_with_connection_fields(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path))
     path = write_file(tmp_path / "carto_credentials.json", auth_url="https://auth.example.com")
     settings = settings_of(
         monkeypatch,
@@ -170,13 +174,36 @@ def test_connection_fields_override_the_credentials_file_field_by_field(monkeypa
             "extra": {"credentials_file": path},
         },
     )
-    credentials = settings.m2m_credentials()
-    assert credentials.api_base_url == "https://gcp-europe-west1.api.carto.com"
-    assert credentials.client_id == "file-client"
-    assert credentials.auth_url == "https://auth.example.com"  # the file's, as no auth_url extra is set
+    with pytest.raises(CredentialsConfigError, match="used whole"):
+        settings.m2m_credentials()
+
+
+def test_the_connections_auth_url_applies_to_a_file_without_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path))
+    path = write_file(tmp_path / "carto_credentials.json")
+    extra = {"credentials_file": path, "auth_url": "https://auth.example.com"}
+    credentials = settings_of(monkeypatch, {"conn_type": "carto", "extra": extra}).m2m_credentials()
+    assert credentials.auth_url == "https://auth.example.com"  # it was ignored whenever a file was set
+
+
+def test_a_credentials_file_outside_the_allowed_directories_is_refused(monkeypatch, tmp_path):
+    path = write_file(tmp_path / "carto_credentials.json")
+    settings = settings_of(monkeypatch, {"conn_type": "carto", "extra": {"credentials_file": path}})
+    with pytest.raises(CredentialsConfigError, match="credentials_file_dirs"):
+        settings.m2m_credentials()  # the option is empty by default
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path / "other"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "link.json").symlink_to(path)
+    escape = settings_of(
+        monkeypatch,
+        {"conn_type": "carto", "extra": {"credentials_file": str(tmp_path / "other" / "link.json")}},
+    )
+    with pytest.raises(CredentialsConfigError, match="credentials_file_dirs"):
+        escape.m2m_credentials()  # a link out of the directory is followed, then refused
 
 
 def test_missing_credentials_file_names_the_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path))
     missing = str(tmp_path / "nowhere.json")
     settings = settings_of(monkeypatch, {"conn_type": "carto", "extra": {"credentials_file": missing}})
     with pytest.raises(CredentialsFileError, match="does not exist") as raised:

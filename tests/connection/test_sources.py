@@ -39,13 +39,15 @@ def airflow(
 
 def connection_json(emulator, tmp_path: Path, **overrides) -> dict:
     """The JSON form of a connection to the emulator, tokens cached under ``tmp_path``."""
-    extra = {"auth_url": emulator.url, "token_cache_dir": str(tmp_path / "token-cache")}
+    extra = {"auth_url": emulator.url, "cache_dir": str(tmp_path / "token-cache")}
     return {**emulator.airflow_connection(), "extra": extra, **overrides}
 
 
 def connection_uri(emulator, tmp_path: Path, secret: str) -> str:
     """The URI form as the README documents it: the host URL-encoded, extras as query parameters."""
-    query = f"auth_url={quote(emulator.url, safe='')}&token_cache_dir={quote(str(tmp_path / 'token-cache'), safe='')}"
+    query = (
+        f"auth_url={quote(emulator.url, safe='')}&cache_dir={quote(str(tmp_path / 'token-cache'), safe='')}"
+    )
     return f"carto://{emulator.client_id}:{quote(secret, safe='')}@{quote(emulator.url, safe='')}?{query}"
 
 
@@ -67,13 +69,14 @@ def test_uri_env_var(monkeypatch, tmp_path, carto_emulator):
     ok, message = CartoAuthHook("carto_uri").test_connection()
     assert ok, message
     assert carto_emulator.token_requests("uri-client") == 1
-    assert (tmp_path / "token-cache").is_dir()  # the token_cache_dir extra arrived as a string and was used
+    assert (tmp_path / "token-cache").is_dir()  # the cache_dir extra arrived as a string and was used
 
 
 def test_credentials_file_instead_of_login_and_password(monkeypatch, tmp_path, carto_emulator):
     path = write_credentials(tmp_path / "carto_credentials.json", carto_emulator)
-    extra = {"credentials_file": str(path), "token_cache_dir": str(tmp_path / "token-cache")}
+    extra = {"credentials_file": str(path), "cache_dir": str(tmp_path / "token-cache")}
     monkeypatch.setenv("AIRFLOW_CONN_CARTO_FILE", json.dumps({"conn_type": "carto", "extra": extra}))
+    monkeypatch.setenv("AIRFLOW__CARTO__CREDENTIALS_FILE_DIRS", str(tmp_path))
     ok, message = CartoAuthHook("carto_file").test_connection()
     assert ok, message
     assert CartoAuthHook("carto_file").get_access_token()

@@ -25,7 +25,7 @@ def use_connection(
     monkeypatch: pytest.MonkeyPatch, tmp_path, conn_id: str = "carto_default", **fields
 ) -> str:
     """Define ``conn_id`` (JSON env var) from ``fields``: conn_type carto plus a private token cache."""
-    extra = {"token_cache_dir": str(tmp_path / "token-cache"), **fields.pop("extra", {})}
+    extra = {"cache_dir": str(tmp_path / "token-cache"), **fields.pop("extra", {})}
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "carto", **fields, "extra": extra})
     )
@@ -185,3 +185,12 @@ def test_unexpected_errors_are_reported_without_the_secret(monkeypatch, tmp_path
     use_connection(monkeypatch, tmp_path, **emulator_fields(carto_emulator))
     ok, message = CartoAuthHook().test_connection()
     assert (ok, message) == (False, "Could not test the CARTO connection (RuntimeError: boom near ***)")
+
+
+def test_a_one_letter_secret_does_not_garble_the_message(monkeypatch, tmp_path, carto_emulator):
+    """Replacing the secret "e" everywhere gave "Auth***ntication fail***d" (issue 24)."""
+    use_connection(monkeypatch, tmp_path, **emulator_fields(carto_emulator, password="e"))
+    ok, message = CartoAuthHook().test_connection()
+    assert not ok
+    assert message.startswith("Authentication failed: CARTO refused the client credentials"), message
+    assert "***" not in message

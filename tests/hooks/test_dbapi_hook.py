@@ -11,6 +11,7 @@ import os
 import pytest
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 
+from carto_provider.api import dbapi
 from carto_provider.errors import CartoJobError, UnknownHookParameterError
 from carto_provider.hooks.carto import CartoAuthHook
 from carto_provider.hooks.dbapi import CartoBigQueryDialect, CartoDbApiHook
@@ -66,8 +67,8 @@ def test_an_unknown_extra_of_the_connection_is_accepted(fast_carto, monkeypatch)
 
 
 def test_a_connection_extra_given_as_hook_param_overrides_the_connection(fast_carto, tmp_path):
-    hook = CartoDbApiHook(token_cache_dir=str(tmp_path / "other-cache"))
-    assert hook.settings.token_cache_dir == str(tmp_path / "other-cache")
+    hook = CartoDbApiHook(cache_dir=str(tmp_path / "other-cache"))
+    assert hook.settings.cache_dir == str(tmp_path / "other-cache")
     hook.get_first("SELECT 1")
     assert (tmp_path / "other-cache").is_dir()
 
@@ -134,8 +135,9 @@ def test_a_failing_statement_fails_with_the_warehouse_message(table):
     hook = CartoDbApiHook()
     with pytest.raises(Exception, match=r"no_such_column"):
         hook.get_records(f"SELECT no_such_column FROM {table}")
-    with pytest.raises(CartoJobError, match="failed"):
+    with pytest.raises(dbapi.DatabaseError, match="failed") as raised:  # what common.sql catches
         hook.run("INSERT INTO shared.no_such_table VALUES (1)")
+    assert isinstance(raised.value.__cause__, CartoJobError)
 
 
 def test_the_carto_connection_comes_from_the_param_then_the_extra(fast_carto, monkeypatch):

@@ -60,10 +60,8 @@ def test_tokens_are_shared_by_task_processes_through_the_cache_dir(carto_connect
 def test_two_connections_get_their_own_tokens(carto_emulator, monkeypatch, tmp_path):
     carto_emulator.add_client("other-client", "other-secret-xyz987")
     shared_dir = str(tmp_path / "cache")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_CARTO_A", carto_emulator.airflow_connection_json(token_cache_dir=shared_dir)
-    )
-    other = carto_emulator.airflow_connection(token_cache_dir=shared_dir)
+    monkeypatch.setenv("AIRFLOW_CONN_CARTO_A", carto_emulator.airflow_connection_json(cache_dir=shared_dir))
+    other = carto_emulator.airflow_connection(cache_dir=shared_dir)
     other.update(login="other-client", password="other-secret-xyz987")
     monkeypatch.setenv("AIRFLOW_CONN_CARTO_B", json.dumps(other))
     a, b = CartoAuthHook("carto_a").get_access_token(), CartoAuthHook("carto_b").get_access_token()
@@ -166,7 +164,7 @@ def test_provider_is_registered_with_airflow():
 
 def test_emulator_cli_prints_a_connection_that_works(tmp_path):
     with emulator_cli_connection() as conn:
-        conn["extra"]["token_cache_dir"] = str(tmp_path)
+        conn["extra"]["cache_dir"] = str(tmp_path)
         env = {**os.environ, "AIRFLOW_CONN_CARTO_DEFAULT": json.dumps(conn)}
         script = "from carto_provider.hooks.carto import CartoAuthHook; print(CartoAuthHook().get_carto_dw_credentials()[0])"
         out = subprocess.run(

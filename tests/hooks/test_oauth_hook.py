@@ -29,7 +29,7 @@ def cache_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def dev_connection(carto_emulator, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """``carto_dev``: auth_type oauth on the emulator; no host, so the login's API base URL is used."""
-    extra = {"auth_type": "oauth", "auth_url": carto_emulator.url, "token_cache_dir": str(cache_dir)}
+    extra = {"auth_type": "oauth", "auth_url": carto_emulator.url, "cache_dir": str(cache_dir)}
     monkeypatch.setenv("AIRFLOW_CONN_CARTO_DEV", json.dumps({"conn_type": "carto", "extra": extra}))
     monkeypatch.delenv("AIRFLOW_CTX_TASK_ID", raising=False)  # left behind by earlier in-process DAG runs
     return "carto_dev"
@@ -101,7 +101,7 @@ def test_the_connection_s_organization_selects_the_sso_login(
     dev_connection, carto_emulator, cache_dir, monkeypatch
 ) -> None:
     log_in(carto_emulator, cache_dir, org="org_1234")
-    extra = {"auth_type": "oauth", "auth_url": carto_emulator.url, "token_cache_dir": str(cache_dir)}
+    extra = {"auth_type": "oauth", "auth_url": carto_emulator.url, "cache_dir": str(cache_dir)}
 
     def hook_for(org: str | None) -> CartoAuthHook:
         conn = {"conn_type": "carto", "extra": {**extra, "org": org}}

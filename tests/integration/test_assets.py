@@ -1,5 +1,5 @@
 """The ``carto`` asset URI scheme, the import operator's default outlet, and an import triggering the
-DAG scheduled on its table (``example_dags/carto_assets.py``) in a real run."""
+DAG scheduled on its table (``carto_provider/example_dags/carto_assets.py``) in a real run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from carto_provider.assets import sanitize_uri
-from tests.carto_jobs_support import REPO, state_name, task_states
+from tests.carto_jobs_support import state_name, task_states
+from tests.conftest import EXAMPLE_DAGS
 
 AIRFLOW_3 = __import__("airflow").__version__.startswith("3")
 URI = "carto://carto_dw/carto-dw-ac-emulator.shared.asset_stores"
@@ -75,7 +76,10 @@ def test_an_import_triggers_the_dag_scheduled_on_its_table(airflow_db, fast_cart
     if not AIRFLOW_3:  # Airflow 2's dag.test() does not write the DAGs and their datasets to the database
         from airflow.models.dagbag import DagBag
 
-        DagBag(dag_folder=str(REPO / "example_dags" / "carto_assets.py"), include_examples=False).sync_to_db()
+        DagBag(
+            dag_folder=str(EXAMPLE_DAGS / "carto_assets.py"),
+            include_examples=False,
+        ).sync_to_db()
     run = example_dag("carto_assets_import", "carto_assets").test()
     assert state_name(run.state) == "success", task_states(run)
     with create_session() as session:

@@ -205,8 +205,10 @@ def test_provider_is_installed_in_the_image_with_airflow_pinned():
 
 def test_example_dags_are_mounted_and_connection_testing_is_enabled():
     services = raw()["services"]
-    assert "./example_dags:/opt/airflow/dags:ro" in services["airflow-dag-processor"]["volumes"]
-    assert (REPO / "example_dags" / "carto_quickstart.py").exists()
+    assert (
+        "./carto_provider/example_dags:/opt/airflow/dags:ro" in services["airflow-dag-processor"]["volumes"]
+    )
+    assert (REPO / "carto_provider" / "example_dags" / "carto_quickstart.py").exists()
     env = environment_of(services["airflow-apiserver"])
     assert env["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
@@ -254,7 +256,7 @@ def test_env_example_switches_to_a_real_carto_account(tmp_path, monkeypatch):
     assert settings.api_base_url == "https://gcp-us-east1.api.carto.com"
     assert settings.bigquery_api_endpoint is None
     assert (settings.client_id, settings.client_secret) == ("your-m2m-client-id", "your-m2m-client-secret")
-    assert settings.token_cache == "redis"
+    assert settings.cache_backend == "redis"
 
 
 def test_every_env_example_setting_is_used_by_the_compose_file():
@@ -269,8 +271,11 @@ def test_every_env_example_setting_is_used_by_the_compose_file():
 
 
 def test_plain_http_to_a_named_host_needs_the_explicit_escape_hatch(monkeypatch):
-    from carto_provider.auth.settings import INSECURE_HTTP_HOSTS_ENV, normalize_base_url
+    from carto_provider.auth.settings import INSECURE_HTTP_HOSTS_ENV, AuthSettings
     from carto_provider.errors import CredentialsConfigError
+
+    def normalize_base_url(url: str) -> str:
+        return AuthSettings.from_environment().check_base_url(url)
 
     monkeypatch.delenv(INSECURE_HTTP_HOSTS_ENV, raising=False)
     with pytest.raises(CredentialsConfigError, match="CARTO_ALLOW_INSECURE_HTTP_HOSTS"):

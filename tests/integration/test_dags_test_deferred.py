@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.carto_jobs_support import REPO
-from tests.conftest import airflow_cli
+from tests.conftest import EXAMPLE_DAGS, airflow_cli
 
 AIRFLOW_3 = __import__("airflow").__version__.startswith("3")
 
@@ -22,7 +21,7 @@ def test_dags_test_defers_with_a_database_connection(fast_carto, tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "airflow"),
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "example_dags"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(EXAMPLE_DAGS),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE="true",
         AIRFLOW__CARTO__POLL_INTERVAL="0.2",
@@ -32,7 +31,7 @@ def test_dags_test_defers_with_a_database_connection(fast_carto, tmp_path: Path)
         return subprocess.run([airflow_cli(), *args], env=env, capture_output=True, text=True, timeout=300)
 
     assert airflow("db", "migrate").returncode == 0
-    conn = fast_carto.airflow_connection(token_cache_dir=str(tmp_path / "tokens"))
+    conn = fast_carto.airflow_connection(cache_dir=str(tmp_path / "tokens"))
     added = airflow("connections", "add", "carto_default", "--conn-json", json.dumps(conn))
     assert added.returncode == 0, added.stderr[-2000:]
     done = airflow("dags", "test", "carto_lineage")

@@ -20,7 +20,7 @@ print(client.project, list(client.query("SELECT 40 + 2 AS answer").result())[0][
 def test_the_printed_connection_reaches_the_emulators_bigquery(tmp_path: Path) -> None:
     with emulator_cli_connection() as conn:
         assert conn["extra"]["bigquery_api_endpoint"] == conn["host"]
-        conn["extra"]["token_cache_dir"] = str(tmp_path)
+        conn["extra"]["cache_dir"] = str(tmp_path)
         env = {**os.environ, "AIRFLOW_CONN_CARTO_DEFAULT": json.dumps(conn)}
         # Without the endpoint the client would go to Google and retry for minutes: the timeout says so.
         done = subprocess.run(

@@ -8,6 +8,7 @@ import pytest
 
 from carto_provider.testing.emulator import CartoEmulator
 from carto_provider.testing.warehouse import get_warehouse
+from tests.conftest import EXAMPLE_DAGS
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def dw_connection(carto_emulator: CartoEmulator, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv(
         "AIRFLOW_CONN_CARTO_DEFAULT",
         carto_emulator.airflow_connection_json(
-            token_cache_dir=str(tmp_path / "tokens"), bigquery_api_endpoint=carto_emulator.url
+            cache_dir=str(tmp_path / "tokens"), bigquery_api_endpoint=carto_emulator.url
         ),
     )
     return "carto_default"
@@ -43,7 +44,7 @@ def test_carto_dw_etl_dag_succeeds(airflow_db, dw_connection, carto_emulator, ex
 def test_check_task_catches_a_wrong_aggregation() -> None:
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "example_dags" / "carto_dw_etl.py"
+    path = EXAMPLE_DAGS / "carto_dw_etl.py"
     spec = importlib.util.spec_from_file_location("carto_dw_etl_module", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

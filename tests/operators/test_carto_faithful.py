@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from carto_provider.errors import CartoAPIError, CartoJobError, CartoJobTimeout
+from carto_provider.hooks.imports import CartoImportsHook
 from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.operators.sql import CartoSQLOperator
 from carto_provider.operators.workflows import CartoRunWorkflowOperator
@@ -169,7 +170,7 @@ def test_a_503_after_the_job_was_created_finds_it_instead_of_starting_another(fa
 def test_a_503_after_the_import_was_created_finds_it(fast_carto):
     fast_carto.set_quirks(created_then_503=1)
     url = f"{fast_carto.url}/emulator/files/stores.geojson"
-    job = CartoSQLHook().create_import(url, f"{PROJECT}.shared.stores_once", overwrite=True)
+    job = CartoImportsHook().create_import(url, f"{PROJECT}.shared.stores_once", overwrite=True)
     created = imports_api(fast_carto.state).jobs.newest_first()
     assert [j.job_id for j in created] == [job.job_id]
     assert fast_carto.calls("POST /v3/imports") == 1 and fast_carto.calls("GET /v3/imports") == 1
@@ -272,7 +273,7 @@ def test_created_since_and_client_are_sent_as_cartos_clients_send_them(fast_cart
 
 
 def test_executemany_stays_under_the_query_parameter_cap(fast_carto, monkeypatch):
-    from carto_provider import dbapi
+    from carto_provider.api import dbapi
     from carto_provider.hooks.dbapi import CartoDbApiHook
 
     fast_carto.set_quirks(max_query_parameters=4)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, TaskDeferred
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
 
 from carto_provider.errors import CartoJobError
 from carto_provider.hooks.sql import CartoSQLHook
@@ -24,10 +29,79 @@ def test_pokes_until_the_job_succeeds_and_returns_its_ids(fast_carto):
     assert sensor(job.job_id, deferrable=False).execute({})["job_id"] == job.job_id
 
 
-def test_a_failed_job_fails_the_sensor_with_carto_error(fast_carto):
-    job = CartoSQLHook().submit_job("SELECT * FROM `carto-dw-ac-emulator.shared.lost`")
-    with pytest.raises(CartoJobError, match="lost"):
-        sensor(job.job_id, deferrable=False).execute({})
+def chain(exc: BaseException | None) -> str:
+    """The messages of an exception and its causes."""
+    messages = []
+    while exc is not None:
+        messages.append(str(exc))
+        exc = exc.__cause__
+    return " <- ".join(messages)
+
+
+LOST = "SELECT * FROM `carto-dw-ac-emulator.shared.lost`"
+
+
+def failed_job():
+    """A SQL job that has already failed when the sensor first looks."""
+    hook = CartoSQLHook()
+    job = hook.submit_job(LOST)
+    with pytest.raises(CartoJobError):
+        hook.wait_for_job(job.job_id, poll_interval=0.1)
+    return job
+
+
+def failed_after_deferral(fast_carto, **kwargs):
+    """A sensor deferred on a job that is still running and then fails: what resuming it raises."""
+    sql_api(fast_carto.state).settings.job_duration = 0.5
+    job = CartoSQLHook().submit_job(LOST)
+    watcher = sensor(job.job_id, deferrable=True, **kwargs)
+    with pytest.raises(TaskDeferred) as deferred:
+        watcher.execute({})
+    event = asyncio.run(anext(deferred.value.trigger.run()))
+    # How Airflow resumes a deferred task: through the sensor's resume_execution, not execute_complete.
+    return lambda: watcher.resume_execution("execute_complete", {"event": event.payload}, {})
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_a_failed_job_fails_the_sensor_with_carto_error(fast_carto, deferrable):
+    job = failed_job()
+    with pytest.raises(AirflowFailException, match="lost") as failed:
+        sensor(job.job_id, deferrable=deferrable).execute({})
+    assert isinstance(failed.value.__cause__, CartoJobError)
+
+
+def test_a_job_that_fails_after_deferral_fails_the_sensor(fast_carto):
+    with pytest.raises(AirflowFailException, match="lost") as failed:
+        failed_after_deferral(fast_carto)()
+    assert isinstance(failed.value.__cause__, CartoJobError)
+
+
+@pytest.mark.parametrize("flag", ["soft_fail", "never_fail"])
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_soft_fail_and_never_fail_skip_on_a_failed_job(fast_carto, deferrable, flag):
+    """The job has already failed at the first check (the base sensor's handling, both modes)."""
+    job = failed_job()
+    with pytest.raises(AirflowSkipException):
+        sensor(job.job_id, deferrable=deferrable, **{flag: True}).execute({})
+
+
+@pytest.mark.parametrize("flag", ["soft_fail", "never_fail"])
+def test_soft_fail_and_never_fail_skip_when_the_job_fails_while_deferred(fast_carto, flag):
+    with pytest.raises(AirflowSkipException) as skipped:
+        failed_after_deferral(fast_carto, **{flag: True})()
+    assert "lost" in chain(skipped.value)  # Airflow 3's resume_execution wraps our skip in its own
+
+
+def test_soft_fail_skips_a_deferred_sensor_that_times_out(fast_carto):
+    sql_api(fast_carto.state).settings.job_duration = 30
+    job = CartoSQLHook().submit_job("SELECT 1")
+    watcher = sensor(job.job_id, deferrable=True, timeout=0.3, soft_fail=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        watcher.execute({})
+    event = asyncio.run(anext(deferred.value.trigger.run()))
+    with pytest.raises(AirflowSkipException) as skipped:
+        watcher.resume_execution("execute_complete", {"event": event.payload}, {})
+    assert "still" in chain(skipped.value)
 
 
 def test_deferred_sensor_times_out_without_cancelling_the_job(fast_carto):

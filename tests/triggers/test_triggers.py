@@ -42,7 +42,7 @@ def test_serialisation_round_trips_without_secrets(fast_carto):
     assert type(again) is CartoJobTrigger
     assert again.serialize() == sql.serialize()
     assert sql.serialize()[0] == "carto_provider.triggers.base.CartoJobTrigger"
-    imports = CartoJobTrigger(job_id="import_1", cancel_on_kill=False)
+    imports = CartoJobTrigger(job_id="import_1", kind="import", cancel_on_kill=False)
     assert rebuilt(imports).serialize() == imports.serialize()
     CartoSQLHook().get_access_token()
     assert_no_secrets(json.dumps([sql.serialize(), imports.serialize()]), fast_carto)
@@ -70,7 +70,8 @@ def test_an_import_trigger_fires_with_the_import_result(fast_carto):
     job = CartoImportsHook().create_import(
         f"{fast_carto.url}/emulator/files/stores.geojson", f"{PROJECT}.shared.stores"
     )
-    event = asyncio.run(first_event(rebuilt(CartoJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS))))
+    trigger = CartoJobTrigger(job_id=job.job_id, kind="import", poll_interval=POLL_SECONDS)
+    event = asyncio.run(first_event(rebuilt(trigger)))
     assert event.payload["status"] == "success"
     assert event.payload["job"]["body"]["rowsImported"] == 5
     assert "url" not in event.payload["job"]["body"]
@@ -107,7 +108,7 @@ def test_killing_a_deferred_import_cancels_it(fast_carto):
     job = CartoImportsHook().create_import(
         f"{fast_carto.url}/emulator/files/stores.geojson", f"{PROJECT}.shared.s"
     )
-    trigger = CartoJobTrigger(job_id=job.job_id, poll_interval=POLL_SECONDS)
+    trigger = CartoJobTrigger(job_id=job.job_id, kind="import", poll_interval=POLL_SECONDS)
     asyncio.run(kill_while_running(trigger, fast_carto, f"GET /v3/imports/{job.job_id}"))
     assert fast_carto.calls(f"POST /v3/imports/{job.job_id}/cancel") == 1
     assert fast_carto.events("import_cancelled", job.job_id) == 1
@@ -138,7 +139,7 @@ def test_async_hook_refreshes_a_refused_token_once(fast_carto):
     fast_carto.revoke(CartoSQLHook().get_access_token())
 
     async def read():
-        return await CartoAPIAsyncHook().get_job(job.job_id)
+        return await CartoAPIAsyncHook().aget_job(job.job_id)
 
     assert asyncio.run(read()).job_id == job.job_id
     assert fast_carto.token_requests() == 2
@@ -152,9 +153,9 @@ def test_async_hook_retries_transient_failures_and_reports_the_rest(fast_carto):
     path = f"GET /v3/sql/carto_dw/job/{job.job_id}"
     fast_carto.add_fault(path, 503, times=2, headers={"Retry-After": "0"})
     hook = CartoAPIAsyncHook(retry_policy=CartoRetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.02))
-    assert asyncio.run(hook.get_job(job.job_id)).job_id == job.job_id
+    assert asyncio.run(hook.aget_job(job.job_id)).job_id == job.job_id
     assert fast_carto.calls(path) == 3
     fast_carto.add_fault(path, 403, body={"error": "Forbidden: not your job"})
     with pytest.raises(CartoAPIError, match="Forbidden: not your job") as info:
-        asyncio.run(hook.get_job(job.job_id))
+        asyncio.run(hook.aget_job(job.job_id))
     assert info.value.status == 403

@@ -141,7 +141,7 @@ def test_carto_form_saves_and_tests_successfully(page, browser, ui_emulator):
     standard_png = ARTIFACTS / "connection-form-standard.png"
     dialog.screenshot(path=str(standard_png))
     # What a user would type (the picture goes into the README); ~ is the test's private HOME.
-    fill_extra_fields(dialog, {"auth_url": ui_emulator.url, "token_cache_dir": "~/.carto-auth"})
+    fill_extra_fields(dialog, {"auth_url": ui_emulator.url, "cache_dir": "~/.carto-auth"})
     dialog.get_by_role("heading", name="Add Connection").click()
     extra_png = ARTIFACTS / "connection-form-extra.png"
     dialog.screenshot(path=str(extra_png))
@@ -171,7 +171,7 @@ def test_carto_form_with_a_wrong_secret_fails_the_test_and_says_what_to_fix(page
 
     dialog = open_add_connection_form(page)
     fill_standard_fields(dialog, "carto_ui_wrong_secret", ui_emulator, WRONG_SECRET)
-    fill_extra_fields(dialog, {"auth_url": ui_emulator.url, "token_cache_dir": str(tmp_path / "token-cache")})
+    fill_extra_fields(dialog, {"auth_url": ui_emulator.url, "cache_dir": str(tmp_path / "token-cache")})
     toast = save_and_test(page, dialog, "carto_ui_wrong_secret")
     expect(toast).to_contain_text("Test Connection Failed")
     expect(toast).to_contain_text("Authentication failed: CARTO refused the client credentials")

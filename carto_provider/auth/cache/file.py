@@ -7,9 +7,12 @@ The directory is 0700 and the file 0600 from birth whatever the umask; writes go
 that replaces the old one atomically, so readers never see half a file and never lock; the lock is a
 sibling ``.lock`` file that is never deleted. Anything that cannot be used safely turns the cache into
 an in-memory one, with one WARNING: a file this package did not write (``carto-auth``'s format,
-invalid JSON: never overwritten, renamed or deleted), a FIFO, directory or device at the cache or lock
+invalid JSON) anywhere else than the provider's own directory ``~/.carto-provider`` (never overwritten,
+renamed or deleted: it may be carto-auth's), a FIFO, directory or device at the cache or lock
 path (never opened in a way that blocks), a directory that is not ours or not writable. One malformed
-entry is a miss for its key only.
+entry is a miss for its key only. In the provider's own directory, such a file (damaged, or an older
+format) is set aside instead, under the lock, at the next write: renamed to ``<name>.damaged-<time>``,
+made private, and replaced by a new cache, with one WARNING; the cache keeps working.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from carto_provider.auth.cache.stores import EMPTY, StoredEntry
+from carto_provider.auth.settings import DEFAULT_CACHE_DIR
 from carto_provider.auth.tokens import AccessToken
 
 if TYPE_CHECKING:
@@ -60,6 +64,8 @@ def _warn_once(key: tuple[str, ...], message: str, *args: Any) -> None:
 class _FileRead:
     entries: dict[str, Any]
     ours: bool = True  # False: a file this package did not write (carto-auth's...): never replaced
+    #: The file read, when it is not ours: (inode, mtime) to set it aside only if it is still the same.
+    foreign: tuple[int, int] | None = None
 
 
 class FileStore:
@@ -78,6 +84,8 @@ class FileStore:
         self.token_class = token_class
         #: Every cache on this file shares one in-process memory layer.
         self.namespace: str | None = str(self.path)
+        #: In the provider's own directory a file that is not a cache of ours is set aside, not kept.
+        self.own_location = self.path.parent == Path(DEFAULT_CACHE_DIR).expanduser().absolute()
         self._disk = True
         self._dir_checked = False
 
@@ -118,7 +126,7 @@ class FileStore:
         """Remove ``key``'s entry under the file lock (``logout``)."""
         if not self._ready_for_disk():
             return False
-        with self.lock(key, blocking=True) as locked:
+        with self._file_lock(blocking=True) as locked:
             if locked is None:
                 return False
             read = self._read_file()
@@ -130,8 +138,11 @@ class FileStore:
             return True
 
     def lock(self, key: CacheKey, *, blocking: bool) -> contextlib.AbstractContextManager[bool | None]:
-        """The file's lock (one for every key in it)."""
-        return self._file_lock(blocking=blocking)
+        """``key``'s lock, held for a whole fetch: one connection's slow token fetch does not hold up
+        another's. Rewriting the file takes the file's own lock, briefly (:meth:`_update`)."""
+        return self._file_lock(
+            blocking=blocking, path=self.path.with_name(f"{self.path.name}.{key.id[:16]}.lock")
+        )
 
     # ------------------------------------------------------------------ the file
 
@@ -173,7 +184,7 @@ class FileStore:
         _warn_once(
             ("memory-only", str(self.path)),
             "CARTO token cache falls back to memory because %s; tokens are not shared between processes. "
-            "Set the token cache directory (connection extra 'token_cache_dir' or cache_filepath) "
+            "Set the token cache directory (connection extra 'cache_dir' or cache_filepath) "
             "to a private writable directory.",
             why,
         )
@@ -202,16 +213,17 @@ class FileStore:
             )
 
     @contextlib.contextmanager
-    def _file_lock(self, *, blocking: bool) -> Iterator[bool | None]:
-        """Hold the cross-process lock. Yields True (held), False (not held: busy or timed out)
-        or None (memory-only cache: there is nothing to lock)."""
-        if not self._ready_for_disk() or not self._regular_or_absent(self.lock_path):
+    def _file_lock(self, *, blocking: bool, path: Path | None = None) -> Iterator[bool | None]:
+        """Hold a cross-process lock (the file's, or ``path``). Yields True (held), False (not held:
+        busy or timed out) or None (memory-only cache: there is nothing to lock)."""
+        lock_path = path or self.lock_path
+        if not self._ready_for_disk() or not self._regular_or_absent(lock_path):
             yield None
             return
         import filelock  # on the first refresh, not at DAG-parse time
 
         lock = filelock.FileLock(
-            self.lock_path,
+            lock_path,
             timeout=self.lock_timeout if blocking else 0,
             mode=0o600,
             preserve_lock_file=True,
@@ -291,13 +303,13 @@ class FileStore:
             _warn_once(
                 ("foreign", str(self.path), str(st.st_ino), str(st.st_mtime_ns)),
                 "CARTO token cache %s is %s; leaving it untouched and keeping tokens in memory "
-                "(point cache_filepath or token_cache_dir elsewhere to share them between processes)",
+                "(point cache_filepath or the cache_dir extra elsewhere to share them between processes)",
                 self.path,
                 "carto-auth's format, not a carto-provider token cache"
                 if isinstance(doc, dict) and "expiration" in doc
                 else "not valid JSON or not a carto-provider token cache",
             )
-            return _FileRead({}, ours=False)
+            return _FileRead({}, ours=False, foreign=(st.st_ino, st.st_mtime_ns))
         entries: dict[str, Any] = doc["entries"] if isinstance(doc.get("entries"), dict) else {}
         if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
             _warn_once(
@@ -314,16 +326,34 @@ class FileStore:
         """Rewrite the file with ``entry`` under ``key``, dropping long-expired and malformed entries."""
         if not self._ready_for_disk():
             return
-        read = self._read_file()
-        if not read.ours:
-            return
-        now = time.time()
-        entries = {k: v for k, v in read.entries.items() if _worth_keeping(v, now)}
-        entries[key.id] = entry
+        with self._file_lock(blocking=True):  # other keys' writers: no entry lost between read and write
+            read = self._read_file()
+            if not read.ours and not (self.own_location and read.foreign and self._set_aside(read.foreign)):
+                return
+            now = time.time()
+            entries = {k: v for k, v in read.entries.items() if _worth_keeping(v, now)}
+            entries[key.id] = entry
+            try:
+                self._write_file(entries)
+            except OSError as exc:
+                self._go_memory_only(f"writing {self.path} failed ({exc.strerror or exc})")
+
+    def _set_aside(self, seen: tuple[int, int]) -> bool:
+        """Rename the unusable file ``seen`` (inode, mtime) to a private ``.damaged-<time>`` sibling."""
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
         try:
-            self._write_file(entries)
+            st = os.stat(self.path, follow_symlinks=False)
+            if (st.st_ino, st.st_mtime_ns) != seen or not stat.S_ISREG(st.st_mode):
+                return False  # replaced since it was read: read it again next time
+            os.chmod(self.path, 0o600, follow_symlinks=False)
+            os.replace(self.path, aside)
         except OSError as exc:
-            self._go_memory_only(f"writing {self.path} failed ({exc.strerror or exc})")
+            self._go_memory_only(f"setting aside the unusable {self.path} failed ({exc.strerror or exc})")
+            return False
+        log.warning(
+            "CARTO token cache %s was not usable; it was set aside as %s and replaced", self.path, aside
+        )
+        return True
 
     def _write_file(self, entries: dict[str, Any]) -> None:
         payload = json.dumps(

@@ -23,6 +23,7 @@ decide nothing of this; see :mod:`.stores`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -51,8 +52,33 @@ _THREAD_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _FAILURES: dict[tuple[str, str], tuple[float, str]] = {}  # the last failed fetch: (when, message)
 
 
-def _usable(token: AccessToken, now: float, min_ttl: float, rejected: str | None) -> bool:
-    return token.value != rejected and token.usable(now, min_ttl)
+#: Digests of the tokens a server refused in this process, per cache key: a store (a replayed Redis
+#: entry, a stale file) that still holds one never gets it adopted again.
+_REFUSED: dict[str, set[str]] = {}
+_MAX_REFUSED = 32
+
+
+def _refused_digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _note_refused(key: CacheKey, value: str) -> None:
+    with _STATE_LOCK:
+        seen = _REFUSED.setdefault(key.id, set())
+        if len(seen) >= _MAX_REFUSED:
+            seen.clear()
+        seen.add(_refused_digest(value))
+
+
+def _not_refused(token: AccessToken, key: CacheKey, rejected: str | None) -> bool:
+    if token.value == rejected:
+        return False
+    refused = _REFUSED.get(key.id)
+    return not refused or _refused_digest(token.value) not in refused
+
+
+def _usable(token: AccessToken, key: CacheKey, now: float, min_ttl: float, rejected: str | None) -> bool:
+    return _not_refused(token, key, rejected) and token.usable(now, min_ttl)
 
 
 class TokenCache:
@@ -109,11 +135,13 @@ class TokenCache:
         """
         slot = (self._namespace, key.id)
         now = time.time()
+        if rejected is not None:
+            _note_refused(key, rejected)
         token = self._memory.get(slot)
-        if token is not None and token.value != rejected and token.fresh(now, min_ttl):
+        if token is not None and _not_refused(token, key, rejected) and token.fresh(now, min_ttl):
             log.debug("CARTO token cache hit in memory (%s, fp=%s)", key.label, token.fingerprint)
             return token
-        token = self._best(token, self.storage.read(key).token, rejected, now)
+        token = self._best(key, token, self.storage.read(key).token, rejected, now)
         if token is not None and token.fresh(now, min_ttl):
             self._memory[slot] = token
             log.debug("CARTO token cache hit in the store (%s, fp=%s)", key.label, token.fingerprint)
@@ -131,7 +159,7 @@ class TokenCache:
     def peek(self, key: CacheKey) -> AccessToken | None:
         """The cached token for ``key``, if any, without fetching or validating it."""
         return self._best(
-            self._memory.get((self._namespace, key.id)), self.storage.read(key).token, None, time.time()
+            key, self._memory.get((self._namespace, key.id)), self.storage.read(key).token, None, time.time()
         )
 
     def store(self, key: CacheKey, token: AccessToken) -> None:
@@ -149,9 +177,11 @@ class TokenCache:
 
     @staticmethod
     def _best(
-        a: AccessToken | None, b: AccessToken | None, rejected: str | None, now: float
+        key: CacheKey, a: AccessToken | None, b: AccessToken | None, rejected: str | None, now: float
     ) -> AccessToken | None:
-        candidates = [t for t in (a, b) if t is not None and t.value != rejected and t.expires_at > now]
+        candidates = [
+            t for t in (a, b) if t is not None and t.expires_at > now and _not_refused(t, key, rejected)
+        ]
         return max(candidates, key=lambda t: t.expires_at, default=None)
 
     def _refresh_now(
@@ -162,11 +192,11 @@ class TokenCache:
         started = time.time()
         with self._thread_lock(slot):
             token = self._memory.get(slot)
-            if token is not None and _usable(token, time.time(), min_ttl, rejected):
+            if token is not None and _usable(token, key, time.time(), min_ttl, rejected):
                 return token
             with self.storage.lock(key, blocking=True):
                 entry = self.storage.read(key)
-                if entry.token is not None and _usable(entry.token, time.time(), min_ttl, rejected):
+                if entry.token is not None and _usable(entry.token, key, time.time(), min_ttl, rejected):
                     self._memory[slot] = entry.token
                     return entry.token
                 self._raise_shared_failure(key, entry, started)

@@ -165,6 +165,8 @@ class RedisStore:
             local = dataclasses.replace(local, failed_at=failure[0], failure=failure[1])
         if shared is None:
             return local
+        if local.token is not None and shared.token.expires_at < local.token.expires_at:
+            return local  # an older entry (replayed, or written late) never replaces this machine's
         if local.token is None or local.token.value != shared.token.value:
             self._adopt(key, shared)
         last_attempt = max(shared.stored_at, local.last_attempt)

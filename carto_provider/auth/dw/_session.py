@@ -7,7 +7,9 @@ machine that only reaches the CARTO emulator) a task hung for minutes. Here ever
 :data:`BIGQUERY_TIMEOUT` unless the caller set one, a connection that cannot be set up is retried
 under :data:`BIGQUERY_CONNECT_RETRY` (the package's one retry configuration, :mod:`carto_provider.api.retry`),
 then fails with :class:`BigQueryEndpointError` naming the endpoint (not one of the errors BigQuery's
-own retry repeats), and so does a read timeout, at once.
+own retry repeats), and so does a read timeout, at once. Only a connection that was never set up is
+tried again (:func:`never_sent`): a connection reset after the request went out may mean BigQuery got
+it, and a repeated ``POST`` (a query job, a load) could run twice.
 """
 
 from __future__ import annotations
@@ -33,6 +35,19 @@ def _hint(endpoint: str) -> str:
             "bigquery_api_endpoint (`carto-provider emulator` prints a connection that has it)."
         )
     return " Check the connection extra bigquery_api_endpoint."
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True when ``exc`` (from requests) means the request never left: no TCP connection was made."""
+    import requests
+    import urllib3
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.exceptions.ConnectionError) or not exc.args:
+        return False
+    reason = getattr(exc.args[0], "reason", exc.args[0])  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
 
 
 def dw_session(credentials: Any, *, endpoint: str | None, timeout: Any = BIGQUERY_TIMEOUT) -> Any:
@@ -73,18 +88,22 @@ def dw_session(credentials: Any, *, endpoint: str | None, timeout: Any = BIGQUER
                     url=where,
                 ) from None
             except requests.exceptions.ConnectionError as exc:  # ConnectTimeout included
+                tries = (
+                    f"{CONNECT_ATTEMPTS} attempts" if never_sent(exc) else "not repeated: it may have arrived"
+                )
                 raise BigQueryEndpointError(
-                    f"Could not reach the BigQuery endpoint {where} ({type(exc).__name__}, "
-                    f"{CONNECT_ATTEMPTS} attempts).{_hint(where)}",
+                    f"Could not reach the BigQuery endpoint {where} ({type(exc).__name__}, {tries})."
+                    + _hint(where),
                     url=where,
                 ) from None
 
     default_timeout = timeout
-    # A refused or reset connection (requests' ConnectionError; a read timeout is not one) is retried.
+    # A connection that could not be set up is retried; one that broke after sending is not.
     connect_retry = retry_arguments(
         BIGQUERY_CONNECT_RETRY,
         at_most_once=True,
         label=f"BigQuery call to {where}",
         errors=(requests.exceptions.ConnectionError,),
     )
+    connect_retry["retry"] = tenacity.retry_if_exception(never_sent)
     return DWSession(credentials)

@@ -33,7 +33,7 @@ DW_TOKEN_ASSUMED_LIFETIME = 30 * 60
 #: google-auth refuses an expiry closer than its REFRESH_THRESHOLD (3 min 45 s); stay above it.
 MIN_DW_TOKEN_LIFETIME = 300
 #: What to install when the BigQuery client libraries are missing.
-BIGQUERY_REQUIREMENT = "pip install 'google-cloud-bigquery>=3.20' 'google-auth>=2.30'"
+BIGQUERY_REQUIREMENT = "pip install 'airflow-provider-carto[bigquery]'"
 
 DWCredentialsSource = Callable[[], tuple[str, str]]
 Clock = Callable[[], dt.datetime]

@@ -22,7 +22,9 @@ ROUTER_MODULES: list[str] = [
     "carto_provider.testing.routes.oauth",
     "carto_provider.testing.routes.sql",
     "carto_provider.testing.routes.imports",
-    "carto_provider.testing.routes.admin",
+    "carto_provider.testing.routes.tokens",
+    "carto_provider.testing.routes.lds",
+    "carto_provider.testing.routes.activity",
 ]
 ROUTER_MODULES += sorted(
     f"{__name__}.{module.name}"

@@ -39,12 +39,32 @@ def bearer_token(request: Request) -> str | None:
     return request.query_params.get("access_token") or None
 
 
-def require_api_token(request: Request) -> IssuedToken:
-    """The caller's valid CARTO token, or a CARTO-shaped 401."""
+def require_api_token(request: Request, api: str | None = None, connection: str | None = None) -> IssuedToken:
+    """The caller's valid CARTO token, or a CARTO-shaped 401.
+
+    An API access token is accepted only by an ``api`` it allows (``sql``, ``imports``, ``lds``,
+    ``maps``; None: an OAuth-only API such as connections or tokens) and, with ``connection``, only
+    with a grant on that connection; otherwise 403 (CARTO's refusal bodies are not published for
+    these cases; the grant one follows CARTO's CLI notes: "You don't have permissions to read this
+    resource")."""
     token = bearer_token(request)
     if token is None:
         raise EmulatorHTTPError(401, "Token not defined")
-    issued = state_of(request).check_token(token)
+    state = state_of(request)
+    issued = state.check_token(token, kinds=("m2m", "oauth", "api"))
     if issued is None:
         raise EmulatorHTTPError(401, "Unauthorized: the token is invalid or has expired")
+    if issued.kind == "api":
+        state.record("api_token_use", issued.token_id)
+        check_api_token(issued, api, connection)
     return issued
+
+
+def check_api_token(issued: IssuedToken, api: str | None, connection: str | None = None) -> None:
+    """403 unless the API access token ``issued`` may call ``api`` on ``connection``."""
+    if api is None:
+        raise EmulatorHTTPError(403, "This endpoint needs an OAuth Access Token, not an API Access Token")
+    if api not in issued.allowed_apis:
+        raise EmulatorHTTPError(403, f"The API Access Token is not allowed to use the {api} API")
+    if connection is not None and not issued.grants_connection(connection):
+        raise EmulatorHTTPError(403, "You don't have permissions to read this resource")

@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse, Response
 
 from carto_provider.testing.routes import state_of
 from carto_provider.testing.routes.background import BackgroundJob, JobFailure, JobStore, new_job_id
-from carto_provider.testing.routes.common import EmulatorHTTPError, require_api_token
+from carto_provider.testing.routes.common import EmulatorHTTPError, check_api_token, require_api_token
 from carto_provider.testing.routes.sql import created_then_503, json_body, refuse_finished_cancel, sql_api
 from carto_provider.testing.state import EmulatorState
 from carto_provider.testing.warehouse import Warehouse, WarehouseError, get_warehouse
@@ -70,6 +70,11 @@ class ImportSettings:
     #: The ``Retry-After`` (seconds) of that 429; None (the default) sends none: CARTO publishes
     #: no ``Retry-After`` and none of its clients reads one (carto-evidence.md section I).
     retry_after: float | None = None
+    #: Origins (``http://host:port``) imports may download from besides the emulator's own (its
+    #: ``/emulator/files/``): the emulator is not a way to fetch anything a test machine can reach.
+    allowed_origins: list[str] = field(default_factory=list)
+    #: The largest file an import downloads (bytes); a larger one fails the import.
+    max_file_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass
@@ -284,10 +289,21 @@ def parse_geojson(data: bytes, autoguessing: bool) -> Table:
 # ---------------------------------------------------------------------------------------------- loading
 
 
-def _download(url: str) -> tuple[bytes, str]:
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 3xx is then an HTTPError: an import does not follow it elsewhere
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _download(url: str, max_bytes: int) -> tuple[bytes, str]:
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:  # noqa: S310 - http(s) checked
-            return response.read(), response.headers.get("Content-Type", "")
+        with _OPENER.open(url, timeout=DOWNLOAD_TIMEOUT) as response:  # http(s) and origin checked
+            data = response.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise JobFailure(f"The file at {_shown(url)} is larger than {max_bytes:,} bytes")
+            return data, response.headers.get("Content-Type", "")
     except urllib.error.HTTPError as exc:
         raise JobFailure(f"Could not download the file: HTTP {exc.code} from {_shown(url)}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
@@ -365,7 +381,7 @@ def load_table(warehouse: Warehouse, destination: str, table: Table, overwrite: 
 
 def _import_work(state: EmulatorState, body: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     def work() -> dict[str, Any]:
-        data, content_type = _download(body["url"])
+        data, content_type = _download(body["url"], imports_api(state).settings.max_file_bytes)
         table = _parser(body["url"], content_type)(data, body["autoguessing"])
         if body.get("schema") and not body["autoguessing"]:
             table = with_schema(table, body["schema"])
@@ -381,7 +397,13 @@ def _import_work(state: EmulatorState, body: dict[str, Any]) -> Callable[[], dic
 # ---------------------------------------------------------------------------------------------- routes
 
 
-def _validated(state: EmulatorState, body: Any) -> dict[str, Any]:
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{(parts.netloc.rpartition('@')[2]).lower()}"
+
+
+def _validated(state: EmulatorState, body: Any, own_origin: str) -> dict[str, Any]:
+    """The checked body of an import or a preview; ``own_origin`` is the emulator's, as called."""
     if not isinstance(body, dict):
         raise EmulatorHTTPError(400, "The request body must be a JSON object")
     connection = body.get("connection")
@@ -396,6 +418,13 @@ def _validated(state: EmulatorState, body: Any) -> dict[str, Any]:
         or not urlsplit(url).hostname
     ):
         raise EmulatorHTTPError(400, "url must be a public http(s) URL")
+    allowed = {_origin(own_origin), *(_origin(o) for o in imports_api(state).settings.allowed_origins)}
+    if _origin(url) not in allowed:
+        raise EmulatorHTTPError(
+            400,
+            "The CARTO emulator imports only files it serves (/emulator/files/...) or from an origin "
+            "registered in its imports settings (allowed_origins)",
+        )
     destination = str(body.get("destination") or "").strip().strip("`")
     if not re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+", destination):
         raise EmulatorHTTPError(
@@ -425,7 +454,7 @@ def _schema(raw: Any) -> list[dict[str, str]] | None:
 
 
 def _import(request: Request, job_id: str) -> tuple[ImportsAPI, BackgroundJob]:
-    require_api_token(request)
+    require_api_token(request, "imports")
     api = imports_api(state_of(request))
     job = api.jobs.get(job_id)
     if job is None:
@@ -436,9 +465,11 @@ def _import(request: Request, job_id: str) -> tuple[ImportsAPI, BackgroundJob]:
 @router.post("/v3/imports", response_model=None)
 async def create_import(request: Request) -> dict[str, Any] | JSONResponse:
     """Start an import, or answer 429 when too many run already."""
-    issued = require_api_token(request)
+    issued = require_api_token(request, "imports")
     state = state_of(request)
-    body = _validated(state, await json_body(request))
+    body = _validated(state, await json_body(request), str(request.base_url))
+    if issued.kind == "api":
+        check_api_token(issued, "imports", body["connection"])
     settings = imports_api(state).settings
     job = BackgroundJob(new_job_id("import"), settings.duration, dict(body))
     if not imports_api(state).jobs.add(job, max_active=settings.max_concurrent):
@@ -459,7 +490,7 @@ async def create_import(request: Request) -> dict[str, Any] | JSONResponse:
 @router.get("/v3/imports")
 async def list_imports(request: Request) -> dict[str, Any]:
     """Every import, newest first."""
-    require_api_token(request)
+    require_api_token(request, "imports")
     return {"data": [job.render() for job in imports_api(state_of(request)).jobs.newest_first()]}
 
 
@@ -478,3 +509,35 @@ async def cancel_import(request: Request, job_id: str) -> dict[str, Any]:
     if job.cancel():
         state_of(request).record("import_cancelled", job_id)
     return job.render()
+
+
+@router.post("/v3/imports/preview")
+async def preview_import(request: Request) -> dict[str, Any]:
+    """The columns an import of ``url`` would create (autoguessed) and its first rows. CARTO does not
+    publish this reply: the emulator answers ``{"schema": [{name, type}], "rows": [...]}``."""
+    import asyncio
+
+    from carto_provider.testing.routes.sql import jsonable
+
+    issued = require_api_token(request, "imports")
+    state = state_of(request)
+    body = await json_body(request)
+    body.setdefault("destination", "emulator.preview.preview")
+    checked = _validated(state, body, str(request.base_url))
+    if issued.kind == "api":
+        check_api_token(issued, "imports", checked["connection"])
+
+    def parse() -> Table:
+        data, content_type = _download(checked["url"], imports_api(state).settings.max_file_bytes)
+        return _parser(checked["url"], content_type)(data, True)
+
+    try:
+        table = await asyncio.to_thread(parse)
+    except JobFailure as exc:
+        raise EmulatorHTTPError(400, str(exc)) from None
+    state.record("import_preview", issued.subject)
+    names = [name for name, _ in table.columns]
+    return {
+        "schema": [{"name": name, "type": kind} for name, kind in table.columns],
+        "rows": [jsonable(dict(zip(names, row, strict=True))) for row in table.rows[:10]],
+    }

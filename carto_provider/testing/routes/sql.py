@@ -26,7 +26,9 @@ Workflows (emulator behaviour): the warehouse has no stored procedures, so this 
 argument types; a body of plain statements, no DECLARE/SET/IF/LOOP); ``CALL `p.d.name`(@a, 'x', 1)``
 evaluates its arguments and runs the body with each argument name bound as a parameter, as BigQuery
 binds procedure arguments (an unqualified column reference with an argument's name means the
-argument). That is how CARTO runs a Workflow through its API procedure.
+argument). That is how CARTO runs a Workflow through its API procedure. ``CALL
+`carto-un`.carto.GEOCODE_TABLE(...)`` (any project and dataset) runs the Analytics Toolbox geocoder on
+the LDS gazetteer (``testing/lds_data.py``), with the API access token it is given.
 """
 
 from __future__ import annotations
@@ -217,11 +219,26 @@ def _bind_arguments(statement: str, arguments: Sequence[str]) -> str:
     return str(tree.transform(swap).sql(dialect="bigquery"))
 
 
+def _toolbox_call(state: EmulatorState, name: str, match: re.Match[str], params: Any) -> QueryResult | None:
+    """CARTO's Analytics Toolbox ``...carto.GEOCODE_TABLE(...)`` (see ``testing/lds_data.py``), or None."""
+    if not name.replace("`", "").upper().endswith(".GEOCODE_TABLE"):
+        return None
+    from carto_provider.testing.lds_data import geocode_table
+
+    values = split_arguments(match["args"])
+    select = ", ".join(f"{value} AS a{i}" for i, value in enumerate(values))
+    row = get_warehouse(state).execute(f"SELECT {select}", params).rows[0] if values else {}
+    geocode_table(state, [row[f"a{i}"] for i in range(len(values))])
+    return QueryResult(statement_type="CALL")
+
+
 def _call(state: EmulatorState, match: re.Match[str], params: Any, depth: int) -> QueryResult:
     name = _procedure_name(match["name"])
     api = sql_api(state)
     with api.lock:
         procedure = api.procedures.get(name)
+    if procedure is None and (toolbox := _toolbox_call(state, name, match, params)) is not None:
+        return toolbox
     if procedure is None:
         raise WarehouseError(f"Not found: Procedure {name}", "notFound")
     values = split_arguments(match["args"])
@@ -364,7 +381,7 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 async def _query(request: Request, connection: str, sql: Any, raw_params: Any) -> dict[str, Any]:
-    require_api_token(request)
+    require_api_token(request, "sql", connection)
     state = state_of(request)
     check_connection(state, connection)
     if not isinstance(sql, str) or not sql.strip():
@@ -453,7 +470,7 @@ def _created(job: BackgroundJob) -> dict[str, Any]:
 
 
 def _job(request: Request, connection: str, job_id: str) -> tuple[SQLAPI, BackgroundJob]:
-    require_api_token(request)
+    require_api_token(request, "sql", connection)
     check_connection(state_of(request), connection)
     api = sql_api(state_of(request))
     job = api.jobs.get(job_id)
@@ -465,7 +482,7 @@ def _job(request: Request, connection: str, job_id: str) -> tuple[SQLAPI, Backgr
 @router.post("/v3/sql/{connection}/job", response_model=None)
 async def create_job(request: Request, connection: str) -> dict[str, Any] | JSONResponse:
     """Start a job (``query``, ``queryParameters``, ``metadata``); it runs after ``job_duration`` s."""
-    issued = require_api_token(request)
+    issued = require_api_token(request, "sql", connection)
     state = state_of(request)
     check_connection(state, connection)
     body = await json_body(request)
@@ -531,7 +548,7 @@ async def cancel_job(request: Request, connection: str, job_id: str) -> dict[str
 @router.get("/v3/sql/jobs")
 async def list_jobs(request: Request) -> list[dict[str, Any]]:
     """Every job created since ``created_since`` (ISO 8601), newest first, as a bare array."""
-    require_api_token(request)
+    require_api_token(request, "sql")
     api = sql_api(state_of(request))
     since, wanted = _list_filters(request)
     return [

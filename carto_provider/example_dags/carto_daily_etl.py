@@ -23,9 +23,10 @@ from typing import Any
 import pendulum
 
 try:  # Airflow 3
-    from airflow.sdk import dag, task
+    from airflow.sdk import Param, dag, task
 except ImportError:  # Airflow 2.x
     from airflow.decorators import dag, task  # type: ignore[no-redef]
+    from airflow.models.param import Param  # type: ignore[no-redef,assignment]
 
 from carto_provider.operators.imports import CartoImportOperator
 from carto_provider.operators.sql import CartoQueryOperator, CartoSQLOperator
@@ -36,6 +37,10 @@ SOURCE_URL = "{{ conn.carto_default.host }}/emulator/files/daily_sales/{{ ds }}.
 #: The workflow's ``min_revenue`` parameter: stores below it do not make the day's ranking.
 MIN_REVENUE = 50.0
 RUN_DATE = {"run_date": "{{ ds }}"}
+#: ``project.dataset``: these params are spliced into SQL text, and whoever may trigger a run can
+#: override them (``dag_run.conf``), so Airflow checks them against these patterns first.
+DATASET = r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}$"
+PROCEDURE = r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_]{1,1024}$"
 
 
 @dag(
@@ -46,8 +51,10 @@ RUN_DATE = {"run_date": "{{ ds }}"}
     max_active_runs=1,
     default_args={"carto_conn_id": "carto_default"},
     params={
-        "dataset": "carto-dw-ac-emulator.shared",
-        "workflow_procedure": "carto-dw-ac-emulator.workflows_temp.wfproc_daily_top_stores",
+        "dataset": Param("carto-dw-ac-emulator.shared", type="string", pattern=DATASET),
+        "workflow_procedure": Param(
+            "carto-dw-ac-emulator.workflows_temp.wfproc_daily_top_stores", type="string", pattern=PROCEDURE
+        ),
     },
     tags=["carto", "example"],
 )

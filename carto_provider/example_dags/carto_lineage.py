@@ -21,9 +21,10 @@ from carto_provider.operators.imports import CartoImportOperator
 from carto_provider.operators.sql import CartoQueryOperator, CartoSQLOperator
 
 try:  # Airflow 3
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, Param
 except ImportError:  # Airflow 2.x
     from airflow.models import DAG  # type: ignore[no-redef,assignment]
+    from airflow.models.param import Param  # type: ignore[no-redef,assignment]
 
 #: A GeoJSON file of stores. The emulator behind ``carto_default`` serves this one; use your own URL.
 SOURCE_URL = "{{ conn.carto_default.host }}/emulator/files/stores.geojson"
@@ -33,7 +34,14 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    params={"dataset": "carto-dw-ac-emulator.shared"},
+    # Spliced into SQL text and overridable by dag_run.conf: Airflow checks it is `project.dataset`.
+    params={
+        "dataset": Param(
+            "carto-dw-ac-emulator.shared",
+            type="string",
+            pattern=r"^[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}$",
+        )
+    },
     tags=["carto", "example", "lineage"],
 ) as dag:
     load = CartoImportOperator(
