@@ -63,6 +63,7 @@ def operators_dag(mode: str, deferrable: bool) -> DAG:
             task_id="run_workflow",
             procedure=PROCEDURE,
             parameters={"min_revenue": 0.0, "label": "run {{ ds }}"},
+            parameter_order=["min_revenue", "label"],  # no INFORMATION_SCHEMA on carto_dw
         )
         best = CartoQueryOperator(
             task_id="read_best",
