@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -202,6 +202,12 @@ class _Base:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r})"
 
+    #: An async token source (:class:`AsyncTransport` only).
+    atokens: Callable[[str | None], Awaitable[str]] | None = None
+
+    def _has_tokens(self) -> bool:
+        return self.tokens is not None or self.atokens is not None
+
     def url(self, path: str) -> str:
         """``path`` relative to the base URL (an absolute URL is kept)."""
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
@@ -232,7 +238,7 @@ class _Base:
             method=method,
             url=url,
             at_most_once=at_most_once,
-            authorize=bool(options.pop("authorize", True)) and self.tokens is not None,
+            authorize=bool(options.pop("authorize", True)) and self._has_tokens(),
             raise_for_status=bool(options.pop("raise_for_status", True)),
             retry=retry_arguments(policy, at_most_once=at_most_once, label=f"{method} {redact_url(url)}"),
             options=options,
@@ -328,10 +334,44 @@ class Transport(_Base):
 
 
 class AsyncTransport(_Base):
-    """Async CARTO HTTP calls over one ``httpx.AsyncClient``; the token source runs in a worker
-    thread (it may read a file or Redis). Same parameters as :class:`Transport`."""
+    """Async CARTO HTTP calls over one ``httpx.AsyncClient``. Same parameters as :class:`Transport`,
+    and:
+
+    :param client: a client shared with other transports (e.g.
+        :func:`carto_provider.api._client_pool.shared_client`), used as is and never closed here;
+        without it the transport opens its own per event loop and :meth:`aclose` closes it.
+    :param atokens: an async token source (same contract as ``tokens``), e.g.
+        :class:`~carto_provider.api._client_pool.LoopTokens`; without it ``tokens`` runs in a worker
+        thread (it may read a file or Redis).
+    """
 
     _client: httpx.AsyncClient | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        atokens: Callable[[str | None], Awaitable[str]] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(base_url, **options)
+        self._shared = client
+        self.atokens = atokens
+
+    @classmethod
+    async def shared(cls, base_url: str, **options: Any) -> AsyncTransport:
+        """A transport over the running loop's shared client for ``base_url``'s origin (see
+        :func:`carto_provider.api._client_pool.shared_client`). Same options as the constructor."""
+        from carto_provider.api._client_pool import shared_client
+
+        transport = cls(base_url, **options)
+        parts = urlsplit(transport.base_url)
+        transport._shared = await shared_client(
+            f"{parts.scheme}://{parts.netloc}", **transport._client_options()
+        )
+        return transport
 
     async def __aenter__(self) -> AsyncTransport:
         return self
@@ -340,14 +380,14 @@ class AsyncTransport(_Base):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client (a later call opens a new one)."""
+        """Close the HTTP client this transport opened (a later call opens a new one)."""
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
-    _loop: asyncio.AbstractEventLoop | None = None
-
     def _http(self) -> httpx.AsyncClient:
+        if self._shared is not None:
+            return self._shared
         # A client belongs to the event loop it was opened on: another loop gets its own.
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
@@ -357,6 +397,8 @@ class AsyncTransport(_Base):
         return self._client
 
     async def _token(self, rejected: str | None) -> str | None:
+        if self.atokens is not None:
+            return await self.atokens(rejected)
         return None if self.tokens is None else await asyncio.to_thread(self.tokens, rejected)
 
     async def arequest(self, method: str, path: str, **options: Any) -> httpx.Response:

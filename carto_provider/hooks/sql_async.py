@@ -3,8 +3,12 @@
 Nothing here blocks the event loop: the connection comes from ``get_async_connection`` and
 ``get_async_extra_dejson`` (safe on Airflow 2.11 and 3.x loops), tokens come from the same shared
 cache as every task (file or Redis I/O, so it runs in a worker thread, where Airflow's ``mask_secret``
-is safe too), and HTTP goes through :class:`~carto_provider.transport.AsyncTransport` (one
-``httpx.AsyncClient`` per hook, i.e. per trigger run; :meth:`CartoSQLAsyncHook.aclose` closes it).
+is safe too), and HTTP goes through :class:`~carto_provider.transport.AsyncTransport`.
+
+Every hook of one event loop (every trigger of a triggerer) on the same connection shares one
+transport, built once per :data:`SHARED_TTL`: one connection lookup, one ``CartoAuth``, one
+``httpx.AsyncClient`` per origin (:mod:`carto_provider.api._client_pool`), and the last token
+handed out without a thread hop while it is fresh.
 Only idempotent calls live here (reading and cancelling jobs and imports), so every transient failure
 is retried, and a 401 refreshes the token once and retries once.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from carto_provider.api._client_pool import LoopTokens, loop_shared
 from carto_provider.hooks.carto import CartoAuthHook, CartoConnectionSettings
 from carto_provider.hooks.jobs import IMPORT, SQL_JOB, CartoJob, JobKind, kind_of
 from carto_provider.hooks.sql_api import CARTO_DW
@@ -23,13 +28,16 @@ if TYPE_CHECKING:
     from carto_provider.auth.carto_auth import CartoAuth
 
 
+#: Seconds an event loop keeps a connection's transport (settings, credentials, tokens) before the
+#: next hook reads the Airflow connection again.
+SHARED_TTL = 300.0
+
+
 class CartoSQLAsyncHook(CartoAuthHook):
     """Reads and cancels CARTO SQL jobs and imports without blocking the event loop.
 
     :param carto_conn_id: the Airflow connection (type ``carto``).
     """
-
-    _atransport: AsyncTransport | None = None
 
     async def aget_auth(self) -> CartoAuth:
         """The connection's :class:`~carto_provider.auth.CartoAuth`, built off the event loop."""
@@ -66,21 +74,21 @@ class CartoSQLAsyncHook(CartoAuthHook):
         return conn, await get_async_extra_dejson(conn)
 
     async def atransport(self) -> AsyncTransport:
-        """This hook's one async HTTP transport, with the connection's tokens."""
-        if self._atransport is None:
-            auth = await self.aget_auth()
-            self._atransport = AsyncTransport(
-                auth.get_api_base_url(),
-                tokens=lambda rejected: auth.get_token(rejected=rejected).value,
-                policy=self.retry_policy,
-                timeout=self.timeout,
-            )
-        return self._atransport
+        """The transport this hook shares with every hook of the running loop on its connection."""
+        key = (type(self).__name__, self.carto_conn_id, self.retry_policy, self.token_retry, self.timeout)
+        return await loop_shared(key, self._abuild_transport, ttl=SHARED_TTL)
+
+    async def _abuild_transport(self) -> AsyncTransport:
+        auth = await self.aget_auth()
+        return await AsyncTransport.shared(
+            auth.get_api_base_url(),
+            atokens=LoopTokens(auth.get_token),
+            policy=self.retry_policy,
+            timeout=self.timeout,
+        )
 
     async def aclose(self) -> None:
-        """Close the HTTP client (the next call opens another)."""
-        if self._atransport is not None:
-            await self._atransport.aclose()
+        """Nothing to close: the loop's transport and client stay open for its other hooks."""
 
     async def arequest(self, method: str, path: str, **kwargs: Any) -> Any:
         """An idempotent CARTO API call; returns the JSON body (``{}`` when empty).

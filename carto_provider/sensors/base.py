@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
 
-from carto_provider.hooks.jobs import CartoJob, CartoJobTimeout, JobKind, job_from_event
+from carto_provider.hooks.jobs import RESULTS, CartoJob, CartoJobTimeout, JobKind, job_from_event
 from carto_provider.hooks.sql import CartoSQLHook
-from carto_provider.operators.base import default_deferrable, seconds
+from carto_provider.operators.base import default_deferrable, default_end_from_trigger, seconds
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -24,6 +24,9 @@ class CartoJobSensor(BaseSensorOperator):
     :param carto_conn_id: the Airflow connection (type ``carto``).
     :param deferrable: wait in the triggerer, checking every ``poke_interval`` seconds at most
         (default ``[operators] default_deferrable``).
+    :param end_from_trigger: with ``deferrable``, the trigger ends the task when the job ends (as
+        the operators' option: :func:`~carto_provider.operators.base.default_end_from_trigger`;
+        default ``[carto] end_from_trigger``, false).
     """
 
     ui_color = "#3ab6e0"
@@ -37,16 +40,21 @@ class CartoJobSensor(BaseSensorOperator):
         job_id: str,
         carto_conn_id: str = CartoSQLHook.default_conn_name,
         deferrable: bool | None = None,
+        end_from_trigger: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.job_id = job_id
         self.carto_conn_id = carto_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.end_from_trigger = default_end_from_trigger() if end_from_trigger is None else end_from_trigger
+
+    #: The shape of the return value, a key of :data:`~carto_provider.hooks.jobs.RESULTS`.
+    result_shape = "ids"
 
     def result(self, job: CartoJob) -> Any:
-        """What the sensor returns (XCom) once the job succeeded: its ids."""
-        return job.ids()
+        """What the sensor returns (XCom) once the job succeeded: by default its ids."""
+        return RESULTS[self.result_shape](job)
 
     def poke(self, context: Context) -> PokeReturnValue:
         """Check the job once."""
@@ -77,6 +85,8 @@ class CartoJobSensor(BaseSensorOperator):
                 poll_interval=seconds(self.poke_interval) or 60.0,
                 cancel_on_kill=False,
                 end_time=time.time() + timeout if timeout else None,
+                end_from_trigger=self.end_from_trigger and type(self).result is CartoJobSensor.result,
+                result=self.result_shape,
             ),
             method_name="execute_complete",
         )

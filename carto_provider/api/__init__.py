@@ -1,0 +1,1 @@
+"""The Airflow-free CARTO API layer."""
