@@ -303,7 +303,9 @@ class Transport(_Base):
         if self._client is None:
             import httpx
 
-            self._client = httpx.Client(**self._client_options())
+            from carto_provider.api._client_pool import verify_for
+
+            self._client = httpx.Client(verify=verify_for(self.base_url), **self._client_options())
         return self._client
 
     def request(self, method: str, path: str, **options: Any) -> httpx.Response:
@@ -393,7 +395,11 @@ class AsyncTransport(_Base):
         if self._client is None or self._loop is not loop:
             import httpx
 
-            self._client, self._loop = httpx.AsyncClient(**self._client_options()), loop
+            from carto_provider.api._client_pool import verify_for
+
+            # verify_for blocks once per process (the CA bundle), where no shared client does it.
+            client = httpx.AsyncClient(verify=verify_for(self.base_url), **self._client_options())
+            self._client, self._loop = client, loop
         return self._client
 
     async def _token(self, rejected: str | None) -> str | None:

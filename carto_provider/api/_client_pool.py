@@ -6,8 +6,8 @@ looking its Airflow connection up and hopping to a worker thread for every token
 sockets and event-loop time per trigger. Here they are built once per event loop:
 
 * :func:`shared_client`: one ``httpx.AsyncClient`` per loop and origin (and client settings), with
-  :data:`LIMITS` (at most 100 connections, all kept alive), over one TLS context per process made
-  in a worker thread;
+  at most :data:`MAX_CONNECTIONS` connections, all kept alive, over one TLS context per process
+  (:func:`tls_context`, made in a worker thread; every sync client of the process uses it too);
 * :func:`loop_shared`: any per-loop value built once (single flight: concurrent callers await the
   same build) and rebuilt after ``ttl`` seconds, e.g. a connection's transport and tokens;
 * :class:`LoopTokens`: a connection's bearer tokens on one loop: the last one while it is fresh
@@ -43,11 +43,13 @@ _shared: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[Hashable, tuple[float, asyncio.Task[Any]]]
 ] = weakref.WeakKeyDictionary()
 _tls: ssl.SSLContext | None = None
+_no_ca: ssl.SSLContext | None = None
 _tls_lock = threading.Lock()
 
 
 def tls_context() -> ssl.SSLContext:
-    """The process's one TLS context (httpx's defaults: certifi's CA bundle), made on first use."""
+    """The process's one TLS context (httpx's defaults: certifi's CA bundle), made on first use
+    (loading the CA bundle takes ~20 ms of CPU: not per client, and not on an event loop)."""
     global _tls
     with _tls_lock:
         if _tls is None:
@@ -55,6 +57,18 @@ def tls_context() -> ssl.SSLContext:
 
             _tls = httpx.create_ssl_context()
         return _tls
+
+
+def verify_for(url: str) -> ssl.SSLContext:
+    """The TLS context of a client for ``url``: :func:`tls_context`, or for a plain ``http://``
+    origin (the emulator, a local proxy) one that trusts no CA at all, so nothing is loaded for it
+    and any ``https://`` call through that client fails verification instead of skipping it."""
+    global _no_ca
+    if not url.startswith("http://"):
+        return tls_context()
+    if _no_ca is None:
+        _no_ca = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname, no CAs
+    return _no_ca
 
 
 async def shared_client(origin: str, **options: Any) -> httpx.AsyncClient:
@@ -68,7 +82,11 @@ async def shared_client(origin: str, **options: Any) -> httpx.AsyncClient:
     clients = _clients.setdefault(loop, {})
     client = clients.get(key)
     if client is None or client.is_closed:
-        verify = _tls if _tls is not None else await asyncio.to_thread(tls_context)
+        verify = (
+            verify_for(origin)
+            if origin.startswith("http://") or _tls
+            else await asyncio.to_thread(tls_context)
+        )
         client = clients.get(key)  # another caller may have built it while this one waited
         if client is None or client.is_closed:
             import httpx

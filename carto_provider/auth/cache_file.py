@@ -62,6 +62,26 @@ class _FileRead:
     ours: bool = True  # False: a file this package did not write (carto-auth's...): never replaced
 
 
+def _wait_for_shared_lock(fd: int, timeout: float) -> None:
+    """Block until a shared lock on ``fd`` is granted, or ``timeout`` passes; ``fd`` is closed (and the
+    lock released) by the helper thread once granted, even after a timeout (a stuck holder)."""
+    import fcntl
+
+    granted = threading.Event()
+
+    def block() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError:
+            pass
+        finally:
+            granted.set()
+            os.close(fd)
+
+    threading.Thread(target=block, name="carto-token-cache-wait", daemon=True).start()
+    granted.wait(timeout)
+
+
 class FileStore:
     """A :class:`~.stores.TokenStore` in one private JSON file (``path``), locked through a sibling
     ``.lock`` file for at most ``lock_timeout`` seconds; entries are read as ``token_class``."""
@@ -132,6 +152,26 @@ class FileStore:
     def lock(self, key: CacheKey, *, blocking: bool) -> contextlib.AbstractContextManager[bool | None]:
         """The file's lock (one for every key in it)."""
         return self._file_lock(blocking=blocking)
+
+    def wait_released(self, key: CacheKey, *, timeout: float) -> None:
+        """Wait for the file's lock to be released: a shared ``flock``, granted to every waiter the
+        moment the holder lets go (``filelock`` retries every 50 ms, one exclusive holder at a time)."""
+        if not self._ready_for_disk():
+            return
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:  # no lock file: nobody holds it (or it is unusable, which lock() reports)
+            return
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _wait_for_shared_lock(fd, timeout)
+            return
+        except OSError:
+            pass
+        os.close(fd)  # closing it releases the shared lock
 
     # ------------------------------------------------------------------ the file
 
