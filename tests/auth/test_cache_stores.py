@@ -330,4 +330,3 @@ def test_a_waiter_reads_what_the_lock_holder_wrote_without_queueing_for_the_lock
     assert written.is_set() and got.value == "landed"
     assert True not in blocking_locks  # it never queued for the lock
     thread.join(10)
-

@@ -1,3 +1,4 @@
+# ruff: noqa: S608 - the SQL is built from the test's own constants
 """``end_from_trigger``: the trigger ends the task itself (TaskSuccessEvent / TaskFailedEvent), against
 the emulator, with the trigger rebuilt from its stored kwargs as the triggerer does."""
 
