@@ -159,3 +159,34 @@ def test_async_hook_retries_transient_failures_and_reports_the_rest(fast_carto):
     with pytest.raises(CartoAPIError, match="Forbidden: not your job") as info:
         asyncio.run(hook.aget_job(job.job_id))
     assert info.value.status == 403
+
+
+def test_the_triggers_of_one_loop_share_one_lookup_one_client_and_one_token(fast_carto, monkeypatch):
+    """As Airflow's triggerer runs them: many triggers in one event loop (issue 23)."""
+    jobs = [CartoSQLHook().submit_job("SELECT 1") for _ in range(3)]
+    lookups: list[str] = []
+    real_lookup = CartoAPIAsyncHook._aconnection
+
+    async def counting_lookup(self):
+        lookups.append(self.carto_conn_id)
+        return await real_lookup(self)
+
+    monkeypatch.setattr(CartoAPIAsyncHook, "_aconnection", counting_lookup)
+    tokens_before = fast_carto.token_requests()
+
+    async def many() -> tuple[list, set]:
+        triggers = [
+            rebuilt(CartoJobTrigger(job_id=jobs[i % 3].job_id, poll_interval=POLL_SECONDS)) for i in range(30)
+        ]
+        events = await asyncio.gather(*(first_event(t) for t in triggers))
+        transport = await CartoAPIAsyncHook().atransport()
+        hooks_transports = {id(await CartoAPIAsyncHook().atransport()) for _ in range(3)}
+        assert hooks_transports == {id(transport)} and transport.shared_client
+        other = (await CartoAPIAsyncHook().aget_auth()).api_async_transport()
+        return events, {id(await t._http()) for t in (transport, other)}
+
+    events, clients = asyncio.run(many())
+    assert {event.payload["status"] for event in events} == {"success"}
+    assert lookups == ["carto_default"] and len(clients) == 1
+    assert fast_carto.token_requests() == tokens_before  # the cached token, fetched once per loop
+    assert sum(fast_carto.calls(f"GET /v3/sql/carto_dw/job/{job.job_id}") for job in jobs) >= 30
