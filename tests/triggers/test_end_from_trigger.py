@@ -9,14 +9,16 @@ import datetime as dt
 import logging
 
 import pytest
-from airflow.providers.common.compat.sdk import TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowSkipException, TaskDeferred
 from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
 from carto_provider.api.jobs import CartoJob, job_from_event
 from carto_provider.errors import CartoJobError
+from carto_provider.hooks.sql import CartoSQLHook
 from carto_provider.operators.imports import CartoImportOperator
 from carto_provider.operators.sql import CartoSQLOperator
 from carto_provider.sensors.imports import CartoImportSensor
+from carto_provider.sensors.sql import CartoSQLJobSensor
 from carto_provider.testing.routes.sql import sql_api
 from carto_provider.triggers.base import CartoJobTrigger, failure_ends_in_trigger
 from tests.carto_jobs_support import PROJECT, sql_jobs
@@ -128,3 +130,25 @@ def test_the_default_comes_from_the_carto_config(fast_carto, monkeypatch):
     monkeypatch.setenv("AIRFLOW__CARTO__END_FROM_TRIGGER", "true")
     assert CartoSQLOperator(task_id="b", sql="SELECT 1").end_from_trigger is True
     assert CartoImportSensor(task_id="c", job_id="j").end_from_trigger is True
+
+
+def test_a_sensor_ends_in_the_trigger_on_success_only(fast_carto):
+    """A failed job resumes a sensor on a worker, where soft_fail (here: skip) decides, on every Airflow."""
+    failing = CartoSQLHook().submit_job(f"SELECT * FROM `{PROJECT}.shared.absent`")
+    sensor = CartoSQLJobSensor(
+        task_id="watch", job_id=failing.job_id, deferrable=True, end_from_trigger=True, soft_fail=True
+    )
+    trigger = deferred_trigger(sensor)
+    assert trigger.end_from_trigger is True and trigger.end_failures is False
+    event = end_event(trigger)
+    assert type(event) is TriggerEvent and event.payload["status"] == "failed"
+    with pytest.raises(AirflowSkipException, match="absent"):
+        sensor.execute_complete({}, event.payload)
+
+    ok = CartoSQLHook().submit_job("SELECT 1")
+    sensor = CartoSQLJobSensor(task_id="ok", job_id=ok.job_id, deferrable=True, end_from_trigger=True)
+    event = end_event(deferred_trigger(sensor))
+    assert isinstance(event, TaskSuccessEvent)
+    value = event.xcoms["return_value"]
+    assert value["job_id"] == ok.job_id and value["status"] == "success"
+    assert sensor.execute_complete({}, event.payload) == value  # what a resumed sensor returns

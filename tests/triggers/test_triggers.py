@@ -10,7 +10,13 @@ import time
 import pytest
 
 from carto_provider.api.jobs import job_from_event
-from carto_provider.errors import CartoAPIError, CartoError, CartoJobError, CartoJobTimeout
+from carto_provider.errors import (
+    CartoAPIError,
+    CartoError,
+    CartoJobError,
+    CartoJobTimeout,
+    ResponseTooLargeError,
+)
 from carto_provider.hooks.api_async import CartoAPIAsyncHook
 from carto_provider.hooks.imports import CartoImportsHook
 from carto_provider.hooks.sql import CartoSQLHook
@@ -190,3 +196,22 @@ def test_the_triggers_of_one_loop_share_one_lookup_one_client_and_one_token(fast
     assert lookups == ["carto_default"] and len(clients) == 1
     assert fast_carto.token_requests() == tokens_before  # the cached token, fetched once per loop
     assert sum(fast_carto.calls(f"GET /v3/sql/carto_dw/job/{job.job_id}") for job in jobs) >= 30
+
+
+def test_shared_transports_keep_each_hooks_byte_budget_and_deadline(fast_carto):
+    """Sharing the loop's HTTP client shares no limit: each hook's transport is its CartoAuth's."""
+    job = CartoSQLHook().submit_job("SELECT 1")
+
+    async def both() -> tuple[Exception, str, set]:
+        small = CartoAPIAsyncHook(max_response_bytes=64, timeout=(2, 3, 4))
+        default = CartoAPIAsyncHook()
+        with pytest.raises(ResponseTooLargeError, match="more than 64 bytes") as refused:
+            await small.aget_job(job.job_id)
+        seen = await default.aget_job(job.job_id)
+        small_t, default_t = await small.atransport(), await default.atransport()
+        assert (small_t.max_body, small_t._timeouts[2], default_t._timeouts) == (64, 4.0, (10.0, 30.0, 40.0))
+        return refused.value, seen.job_id, {id(await t._http()) for t in (small_t, default_t)}
+
+    refused, seen, clients = asyncio.run(both())
+    assert seen == job.job_id and "Bearer" not in str(refused)
+    assert len(clients) == 2  # other timeouts: another client (the client carries the default timeout)
