@@ -171,6 +171,7 @@ def cold_bursts(ctx: Context) -> Section:
         for n in sizes
         for lib in LIBRARIES
     ]
+    ctx.figures["cold_p50"] = {key: percentile(result.times, 50) for key, result in results.items()}
     top = max(sizes)
     return Section(
         1,

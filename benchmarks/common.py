@@ -68,6 +68,8 @@ class Context:
     credentials: Path
     started: dt.datetime
     quick: bool = False
+    #: Figures one benchmark leaves for a later one (the physical limits table reads the cold bursts').
+    figures: dict[str, Any] = field(default_factory=dict)
 
     def home(self, *parts: str) -> Path:
         """A fresh ``HOME`` for one strategy in one scenario, so caches never mix."""
@@ -177,15 +179,25 @@ def python_module(module: str, *args: str, python: str | None = None) -> list[st
     return [python or sys.executable, "-m", module, *args]
 
 
-def json_from_child(module: str, *args: str, home: Path | None, what: str, timeout: float = 600) -> Any:
+def json_from_child(
+    module: str,
+    *args: str,
+    home: Path | None,
+    what: str,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+) -> Any:
     """Run ``python -m module args``, as a task process with its own ``home`` (None: in this
-    process's environment); the JSON it printed last.
+    process's environment) and ``env`` added; the JSON it printed last.
 
     ``what`` names the process in the :class:`BenchmarkError` raised when it fails."""
+    environment = None if home is None else task_env(home)
+    if env:
+        environment = {**(environment or os.environ), **env}
     proc = subprocess.run(
         python_module(module, *args),
         cwd=REPO,
-        env=None if home is None else task_env(home),
+        env=environment,
         capture_output=True,
         text=True,
         timeout=timeout,

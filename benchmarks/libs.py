@@ -24,9 +24,12 @@ def library_api(library: str, emulator_url: str) -> tuple[Any, type[BaseExceptio
     """Import ``library`` as a task would: its ``CartoAuth`` and ``CredentialsError`` classes
     (carto-auth's ``https://auth.carto.com`` redirected to ``emulator_url``)."""
     if library == PROVIDER:
-        # Every Airflow 3 task process has httpx loaded already (the Task SDK's API client), so a
-        # task pays nothing for this package's HTTP stack; a bare process would pay it after the
-        # start instant, since importing carto_provider.auth leaves it to the first request.
+        # Every Airflow 3 task process has httpx loaded already (the Task SDK's API client), and
+        # httpcore, which httpx imports when that client is built (`python -X importtime -c "import
+        # airflow.sdk.api.client"` lists it), so a task pays nothing for this package's HTTP stack;
+        # a bare process would pay it after the start instant, since importing
+        # carto_provider.auth leaves it to the first request.
+        import httpcore  # noqa: F401
         import httpx  # noqa: F401
 
         from carto_provider.auth.carto_auth import CartoAuth

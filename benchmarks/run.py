@@ -38,6 +38,7 @@ from benchmarks.deferral import deferral
 from benchmarks.fleet import fleet
 from benchmarks.hotpath import hot_path
 from benchmarks.importcost import import_cost
+from benchmarks.physical import physical
 
 BENCHMARKS: dict[int, Callable[[Context], Section]] = {
     1: cold_bursts,
@@ -47,6 +48,7 @@ BENCHMARKS: dict[int, Callable[[Context], Section]] = {
     5: deferral,
     6: fleet,
     7: contract,
+    8: physical,
 }
 README = REPO / "docs" / "benchmarks.md"  # the docs page that shows the headline
 HEADLINE_START = "<!-- bench:headline:start -->"

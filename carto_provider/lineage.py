@@ -180,7 +180,17 @@ def _operator_lineage(operator: Any, task_instance: Any) -> OperatorLineage:
 
 
 class CartoLineageMixin:
-    """Gives a CARTO operator ``get_openlineage_facets_on_complete`` (see :func:`operator_lineage`)."""
+    """Gives a CARTO operator ``get_openlineage_facets_on_complete`` (see :func:`operator_lineage`),
+    and ``..._on_start`` the same datasets when its trigger ends the task (``end_from_trigger``: no
+    worker runs after the job, so no COMPLETE event is sent)."""
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage | None:
+        """Called by the OpenLineage listener when the task starts (its datasets, without job id)."""
+        if getattr(self, "deferrable", False) and getattr(self, "end_from_trigger", False):
+            return operator_lineage(self, None)
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        return OperatorLineage()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
         """Called by the OpenLineage listener when the task succeeded."""

@@ -92,8 +92,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "poll_interval": {
         "description": "Longest wait, in seconds, between two status checks of a CARTO SQL job or "
-        "import (checks start 1 s apart and double up to it), for operators that do not set "
-        "poll_interval, polling or deferred.",
+        "import (checks start 0.5 s apart and grow by half up to it), for operators that do not "
+        "set poll_interval, polling or deferred.",
         "version_added": "0.1.0",
         "type": "float",
         "example": "30",
@@ -115,6 +115,16 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "type": "float",
         "example": "120",
         "default": "600",
+    },
+    "end_from_trigger": {
+        "description": "Whether deferred CARTO operators and sensors that do not set end_from_trigger "
+        "let the trigger end the task when the job ends (its return value as XCom) instead of a worker "
+        "resuming it: no execute_complete and no OpenLineage COMPLETE event (the START event carries the "
+        "datasets); a failed job ends the task in the triggerer on Airflow 3.3+ only (operators).",
+        "version_added": "1.0.0",
+        "type": "boolean",
+        "example": "True",
+        "default": "False",
     },
     "token_cache": {
         "description": "Where workers keep their CARTO tokens, for connections whose extra does not say: "

@@ -316,23 +316,31 @@ class CartoJob:
 # ---------------------------------------------------------------------------------------------- waiting
 
 
-def poll_delays(longest: float) -> Iterator[float]:
-    """Seconds to wait between status checks: from min(1 s, ``longest``), doubling up to ``longest``.
+#: The first wait between two status checks, and how much each wait grows on the one before.
+FIRST_POLL, POLL_GROWTH = 0.5, 1.5
 
-    Short jobs are seen finishing quickly, long ones cost few requests.
+
+def poll_delays(longest: float) -> Iterator[float]:
+    """Seconds to wait between status checks: from min(0.5 s, ``longest``), growing by half each
+    time up to ``longest`` (0.5, 0.75, 1.1, 1.7, 2.5, 3.8, 5.7, 8.5, then 10 s with the default).
+
+    A job is seen ending at most half its run time plus 0.5 s (and at most ``longest``) after it
+    did (doubling from 1 s: its whole run time plus 1 s), with 9 checks in its first 25 s and one
+    per ``longest`` after that.
     """
     if longest <= 0:
         raise ValueError("poll_interval must be positive.")
-    delay = min(1.0, longest)
+    delay = min(FIRST_POLL, longest)
     while True:
         yield delay
-        delay = min(longest, delay * 2)
+        delay = min(longest, delay * POLL_GROWTH)
 
 
 class JobWatch:
     """The decisions of one wait for one job, shared by the polling hook and the trigger.
 
-    :param poll_interval: the longest wait between two checks (they start 1 s apart and double).
+    :param poll_interval: the longest wait between two checks (they start 0.5 s apart and grow by
+        half, :func:`poll_delays`).
     :param end_time: epoch seconds after which the wait gives up (None: never; callers always set
         one, from ``execution_timeout`` or the operator's ``timeout``).
     :param unknown_patience: seconds a status word this package does not know is polled on before
@@ -452,6 +460,27 @@ class JobEvent:
         if self.status == ERROR or self.job is None:
             raise CartoError(f"Lost track of CARTO job {self.job_id!r}: {self.message}")
         return self.job.check()
+
+
+def import_result(job: CartoJob, destination: str | None = None, *, body: bool = True) -> dict[str, Any]:
+    """What an import task returns: its id, status, destination, rows and schema (and CARTO's body)."""
+    described = job.summary()["body"]
+    result = {
+        "job_id": job.job_id,
+        "status": job.status,
+        "destination": described.get("destination", destination),
+        "rows_imported": described.get("rowsImported"),
+        "schema": described.get("schema"),
+    }
+    return {**result, "body": described} if body else result
+
+
+#: The shapes of a task's return value, by name: a trigger that ends its task itself builds it.
+RESULTS: dict[str, Callable[..., Any]] = {
+    "ids": lambda job, **_: job.ids(),
+    "import": import_result,
+    "import_status": lambda job, **fields: import_result(job, **fields, body=False),
+}
 
 
 def job_from_event(event: Mapping[str, Any] | None) -> CartoJob:

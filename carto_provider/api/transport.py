@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -140,6 +140,12 @@ class _Base:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact_url(self.base_url)!r})"
 
+    #: An async token source (:class:`AsyncTransport` only).
+    atokens: Callable[[str | None], Awaitable[str]] | None = None
+
+    def _has_tokens(self) -> bool:
+        return self.tokens is not None or self.atokens is not None
+
     def url(self, path: str) -> str:
         """``path`` relative to the base URL; an absolute URL only on the base URL's own origin
         (the bearer token goes there and nowhere else)."""
@@ -185,7 +191,7 @@ class _Base:
             method=method,
             url=url,
             at_most_once=at_most_once,
-            authorize=bool(options.pop("authorize", True)) and self.tokens is not None,
+            authorize=bool(options.pop("authorize", True)) and self._has_tokens(),
             raise_for_status=bool(options.pop("raise_for_status", True)),
             total=timeouts[2],
             max_body=int(options.pop("max_body", None) or self.max_body),
@@ -256,7 +262,9 @@ class Transport(_Base):
         if self._client is None:
             import httpx
 
-            client = httpx.Client(**self._client_options())
+            from carto_provider.api._client_pool import verify_for
+
+            client = httpx.Client(verify=verify_for(self.base_url), **self._client_options())
             install_deadlines([client._transport, *client._mounts.values()])
             self._client = client
         return self._client
@@ -298,10 +306,30 @@ class Transport(_Base):
 
 
 class AsyncTransport(_Base):
-    """Async CARTO HTTP calls over one ``httpx.AsyncClient``; the token source runs in a worker
-    thread (it may read a file or Redis). Same parameters as :class:`Transport`."""
+    """Async CARTO HTTP calls over ``httpx.AsyncClient``. Same parameters as :class:`Transport`, and:
+
+    :param atokens: an async token source (the contract of ``tokens``, awaited on the loop); without
+        it ``tokens`` runs in a worker thread (it may read a file or Redis).
+    :param shared_client: send through the running loop's one client for this origin and these
+        client settings (:mod:`carto_provider.api._client_pool`: one connection pool and one TLS
+        context for every such transport of the loop, e.g. every trigger of a triggerer), never
+        closed here; otherwise the transport opens its own client per loop and :meth:`aclose` closes it.
+    """
 
     _client: httpx.AsyncClient | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        atokens: Callable[[str | None], Awaitable[str]] | None = None,
+        shared_client: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(base_url, **options)
+        self.atokens = atokens
+        self.shared_client = shared_client
 
     async def __aenter__(self) -> AsyncTransport:
         return self
@@ -310,23 +338,30 @@ class AsyncTransport(_Base):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client (a later call opens a new one)."""
+        """Close the HTTP client this transport opened (a later call opens a new one); a shared
+        client stays open for the loop's other transports."""
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
-    _loop: asyncio.AbstractEventLoop | None = None
+    async def _http(self) -> httpx.AsyncClient:
+        from carto_provider.api._client_pool import averify_for, shared_client
 
-    def _http(self) -> httpx.AsyncClient:
+        if self.shared_client:
+            return await shared_client(_origin(self.base_url), self._client_options())
         # A client belongs to the event loop it was opened on: another loop gets its own.
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             import httpx
 
-            self._client, self._loop = httpx.AsyncClient(**self._client_options()), loop
+            verify = await averify_for(self.base_url)
+            self._client = httpx.AsyncClient(verify=verify, **self._client_options())
+            self._loop = loop
         return self._client
 
     async def _token(self, rejected: str | None) -> str | None:
+        if self.atokens is not None:
+            return await self.atokens(rejected)
         return None if self.tokens is None else await asyncio.to_thread(self.tokens, rejected)
 
     async def arequest(self, method: str, path: str, **options: Any) -> httpx.Response:
@@ -340,7 +375,7 @@ class AsyncTransport(_Base):
 
             try:
                 with anyio.fail_after(call.total):
-                    async with self._http().stream(**call.request(token)) as response:
+                    async with (await self._http()).stream(**call.request(token)) as response:
                         await aread_bounded(response, call.max_body)
             except TimeoutError:
                 raise httpx.ReadTimeout(f"no complete answer within {call.total:g} s") from None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -187,6 +189,9 @@ class CartoAuth:
         self._on_secret = on_secret
         self._masked: set[str] = set()
         self._current: AccessToken | None = None  # the hot path's copy; see get_access_token
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._given = given
         self.error_hints = error_hints
         self.max_response_bytes = max_response_bytes
@@ -352,6 +357,28 @@ class CartoAuth:
     def _tokens(self, rejected: str | None) -> str:
         return self.get_token(rejected=rejected).value
 
+    async def _atokens(self, rejected: str | None) -> str:
+        """The async token source of :meth:`api_async_transport`: the last token while it is fresh
+        and not the refused one, without leaving the loop; otherwise one caller per loop fetches it
+        in a worker thread (file or Redis I/O, ``mask_secret``) while the others wait for it, so the
+        1000 triggers of a triggerer whose token is refused make one refresh, not 1000."""
+        value = self._fresh_value(rejected)
+        if value is not None:
+            return value
+        loop = asyncio.get_running_loop()
+        lock = self._async_locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            value = self._fresh_value(rejected)
+            if value is not None:
+                return value
+            return (await asyncio.to_thread(self.get_token, rejected=rejected)).value
+
+    def _fresh_value(self, rejected: str | None) -> str | None:
+        token = self._current if self._current is not None else self._given
+        if token is not None and token.value != rejected and time.time() < token.fresh_until:
+            return token.value
+        return None
+
     def _transport_options(self) -> dict[str, Any]:
         return {
             "tokens": self._tokens,
@@ -374,9 +401,17 @@ class CartoAuth:
         return self._transport
 
     def api_async_transport(self, base_url: str | None = None) -> AsyncTransport:
-        """A new authenticated async transport with this object's tokens, retries and timeouts (a
-        trigger's; the token source runs in a worker thread), to the API base URL or ``base_url``."""
-        return AsyncTransport(base_url or self._base_url(), **self._transport_options())
+        """A new authenticated async transport with this object's tokens, retries, timeouts and
+        limits, to the API base URL or ``base_url``: a trigger's. It sends through the running loop's
+        shared HTTP client for its origin (one pool, kept alive, one TLS context: every trigger of a
+        triggerer), and hands out this object's token on the loop while it is fresh (see
+        :meth:`_atokens`)."""
+        return AsyncTransport(
+            base_url or self._base_url(),
+            atokens=self._atokens,
+            shared_client=True,
+            **self._transport_options(),
+        )
 
     # ------------------------------------------------------------------ CARTO Data Warehouse
 

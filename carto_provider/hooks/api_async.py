@@ -1,10 +1,14 @@
 """``CartoAPIAsyncHook``: the async twin of :class:`~carto_provider.hooks.api.CartoAPIHook` for triggers.
 
 Nothing here blocks the event loop: the connection comes from ``get_async_connection`` and
-``get_async_extra_dejson`` (safe on Airflow 2.11 and 3.x loops), tokens come from the same shared
-cache as every task (file or Redis I/O, so it runs in a worker thread, where Airflow's ``mask_secret``
-is safe too), and HTTP goes through :class:`~carto_provider.api.transport.AsyncTransport` (one
-``httpx.AsyncClient`` per hook, i.e. per trigger run; :meth:`CartoAPIAsyncHook.aclose` closes it).
+``get_async_extra_dejson`` (safe on Airflow 2.11 and 3.x loops), the connection's ``CartoAuth`` is
+built in a worker thread (a credentials file, the token cache), and HTTP goes through
+:meth:`CartoAuth.api_async_transport() <carto_provider.auth.CartoAuth.api_async_transport>`.
+
+Every hook of one event loop (every trigger of a triggerer) on the same connection and settings
+shares what that costs, built once per :data:`SHARED_TTL` seconds: one connection lookup, one
+``CartoAuth`` (its token handed out on the loop while fresh, one refresh at a time in a worker thread)
+and its transports, which send through the loop's one ``httpx.AsyncClient`` per origin.
 Only idempotent calls live here (reading and cancelling jobs and imports), so every transient failure
 is retried, and a 401 refreshes the token once and retries once.
 """
@@ -12,19 +16,57 @@ is retried, and a 401 refreshes the token once and retries once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from carto_provider.api.activity import accounts_origin
 from carto_provider.api.jobs import IMPORT, SQL_JOB, CartoJob, JobKind, kind_of
 from carto_provider.api.sql import CARTO_DW
-from carto_provider.api.transport import AsyncTransport
 from carto_provider.errors import CartoAPIError
 from carto_provider.hooks.api import job_settings
 from carto_provider.hooks.carto import CartoAuthHook, CartoConnectionSettings
 
 if TYPE_CHECKING:
+    from carto_provider.api.transport import AsyncTransport
     from carto_provider.auth.carto_auth import CartoAuth
+
+
+#: Seconds an event loop keeps a connection's shared state (settings, credentials, transports) before
+#: the next hook reads the Airflow connection again (an edited connection applies after that).
+SHARED_TTL = 300.0
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every hook of one loop on one connection shares."""
+
+    auth: CartoAuth
+    api: AsyncTransport
+    accounts: AsyncTransport
+
+
+_shared: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[Hashable, tuple[float, asyncio.Task[_Shared]]]
+] = weakref.WeakKeyDictionary()
+
+
+async def _loop_shared(key: Hashable, build: Callable[[], Awaitable[_Shared]]) -> _Shared:
+    """``await build()`` once per running loop and ``key``, shared by every caller for
+    :data:`SHARED_TTL` seconds; a build that failed is not kept (the next caller tries again)."""
+    entries = _shared.setdefault(asyncio.get_running_loop(), {})
+    entry = entries.get(key)
+    now = time.monotonic()
+    if entry is None or now - entry[0] > SHARED_TTL or _failed(entry[1]):
+        entry = entries[key] = (now, asyncio.ensure_future(build()))
+    # shield: a caller cancelled while it waits (a killed trigger) must not cancel the others' build.
+    return await asyncio.shield(entry[1])
+
+
+def _failed(build: asyncio.Task[_Shared]) -> bool:
+    return build.done() and (build.cancelled() or build.exception() is not None)
 
 
 class CartoAPIAsyncHook(CartoAuthHook):
@@ -34,10 +76,33 @@ class CartoAPIAsyncHook(CartoAuthHook):
     :param status_words: more job status words (as :class:`~carto_provider.hooks.api.CartoAPIHook`).
     """
 
-    _atransport: AsyncTransport | None = None
+    def _shared_key(self) -> Hashable:
+        return (
+            type(self),
+            self.carto_conn_id,
+            self.retry_policy,
+            self.token_retry,
+            repr(self.timeout),
+            self.max_response_bytes,
+        )
 
-    _accounts_url: str | None = None
-    _aaccounts: AsyncTransport | None = None
+    async def _ashared(self) -> _Shared:
+        return await _loop_shared(self._shared_key(), self._abuild_shared)
+
+    async def _abuild_shared(self) -> _Shared:
+        conn, extra = await self._aconnection()
+        settings = CartoConnectionSettings.from_connection(conn, extra=extra)
+        accounts_url = accounts_origin(settings.auth.accounts_url_for(settings.auth_url))
+        # Reading a credentials file or opening the token cache is I/O: not on the loop.
+        auth = await asyncio.to_thread(
+            self._build_auth,
+            settings,
+            self.retry_policy,
+            self.timeout,
+            self.token_retry,
+            self.max_response_bytes,
+        )
+        return _Shared(auth, auth.api_async_transport(), auth.api_async_transport(accounts_url))
 
     def __init__(
         self,
@@ -50,21 +115,8 @@ class CartoAPIAsyncHook(CartoAuthHook):
         self.status_words, self.unknown_status_patience = job_settings(status_words, None)
 
     async def aget_auth(self) -> CartoAuth:
-        """The connection's :class:`~carto_provider.auth.CartoAuth`, built off the event loop."""
-        if self._auth is None:
-            conn, extra = await self._aconnection()
-            settings = CartoConnectionSettings.from_connection(conn, extra=extra)
-            self._accounts_url = accounts_origin(settings.auth.accounts_url_for(settings.auth_url))
-            # Reading a credentials file or opening the token cache is I/O: not on the loop.
-            self._auth = await asyncio.to_thread(
-                self._build_auth,
-                settings,
-                self.retry_policy,
-                self.timeout,
-                self.token_retry,
-                self.max_response_bytes,
-            )
-        return self._auth
+        """The connection's :class:`~carto_provider.auth.CartoAuth` (the one of the running loop)."""
+        return (await self._ashared()).auth
 
     async def _aconnection(self) -> tuple[Any, dict[str, Any]]:
         """The Airflow connection and its extra, read without blocking the event loop."""
@@ -90,23 +142,16 @@ class CartoAPIAsyncHook(CartoAuthHook):
         return conn, await get_async_extra_dejson(conn)
 
     async def atransport(self) -> AsyncTransport:
-        """This hook's async HTTP transport (:meth:`CartoAuth.api_async_transport`), opened once."""
-        if self._atransport is None:
-            self._atransport = (await self.aget_auth()).api_async_transport()
-        return self._atransport
+        """The loop's async transport to the API on this connection
+        (:meth:`CartoAuth.api_async_transport`), shared with every hook of the loop."""
+        return (await self._ashared()).api
 
     async def aaccounts_transport(self) -> AsyncTransport:
-        """An async transport to CARTO's accounts host (Activity Data), with the connection's tokens."""
-        if self._aaccounts is None:
-            auth = await self.aget_auth()
-            self._aaccounts = auth.api_async_transport(str(self._accounts_url))
-        return self._aaccounts
+        """The loop's async transport to CARTO's accounts host (Activity Data) on this connection."""
+        return (await self._ashared()).accounts
 
     async def aclose(self) -> None:
-        """Close the HTTP clients (the next call opens another)."""
-        for transport in (self._atransport, self._aaccounts):
-            if transport is not None:
-                await transport.aclose()
+        """Nothing to close: the loop's transports and clients stay open for its other hooks."""
 
     async def _akind_call(self, kind: JobKind, method: str, path: str) -> Any:
         """An idempotent call to the host that serves ``kind``."""

@@ -10,6 +10,10 @@ triggerer and frees the slot. Either way:
   CARTO job, exactly once (deferred tasks: the trigger does it, Airflow 3.3+);
 * a retried or restarted task first looks for the job it started before and reattaches to it when
   it is running or succeeded (``reattach_states``), instead of paying for the same work twice.
+
+``end_from_trigger=True`` (with ``deferrable``) lets the trigger end the task when the job ends,
+instead of a worker resuming it only to decode the event: see :func:`end_from_trigger_default`
+for what that gives up.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from carto_provider.api.identity import TaskIdentity
-from carto_provider.api.jobs import RUNNING, SUCCESS, CartoJob, JobKind, job_from_event
+from carto_provider.api.jobs import RESULTS, RUNNING, SUCCESS, CartoJob, JobKind, job_from_event
 from carto_provider.errors import CartoError
 from carto_provider.hooks.api import CartoAPIHook
 from carto_provider.lineage import CartoLineageMixin
@@ -34,6 +38,7 @@ __all__ = [
     "DEFAULT_JOB_TIMEOUT",
     "CartoJobOperator",
     "default_deferrable",
+    "default_end_from_trigger",
     "default_poll_interval",
 ]
 
@@ -48,6 +53,22 @@ REATTACH_STATES: tuple[str, ...] = (RUNNING, SUCCESS)
 def default_deferrable() -> bool:
     """``[operators] default_deferrable`` from the Airflow config (false unless set)."""
     return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+def default_end_from_trigger() -> bool:
+    """``[carto] end_from_trigger`` from the Airflow config (false unless set).
+
+    Ending a deferred task in the triggerer saves the scheduler pick-up, the executor round trip and
+    the task process that resuming it costs (seconds per task). It gives up what only a worker does
+    after the wait: the operator's ``execute_complete`` (and a subclass's own ``result``: such a
+    task resumes on a worker whatever the option says), the task's post-execute hooks and
+    listeners, so OpenLineage sends no COMPLETE event for the task (its START event carries the
+    task's datasets instead, without CARTO's job id); a job failure is logged by the trigger
+    instead of raised, and fails the task from the triggerer only on Airflow 3.3+, which retries
+    such a task.
+    Success and failure callbacks still run (the DAG processor runs them).
+    """
+    return conf.getboolean("carto", "end_from_trigger", fallback=False)
 
 
 def default_poll_interval() -> float:
@@ -66,10 +87,13 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
     """Base of the operators that start a CARTO job and wait for it.
 
     :param carto_conn_id: the Airflow connection (type ``carto``).
-    :param poll_interval: the longest wait between two status checks, in seconds; checks start 1 s
-        apart and double up to it. Default: ``[carto] poll_interval`` (10 s).
+    :param poll_interval: the longest wait between two status checks, in seconds; checks start
+        0.5 s apart and grow by half up to it. Default: ``[carto] poll_interval`` (10 s).
     :param deferrable: wait in the triggerer instead of a worker slot. Default:
         ``[operators] default_deferrable``.
+    :param end_from_trigger: with ``deferrable``, the trigger ends the task when the job ends
+        (its return value as XCom) instead of a worker resuming it; see
+        :func:`default_end_from_trigger`. Default: ``[carto] end_from_trigger`` (false).
     :param cancel_on_kill: cancel the CARTO job when the task is killed or times out.
     :param wait_for_completion: wait for the job (default); ``False`` returns its ids at once, for
         a sensor to wait for.
@@ -92,6 +116,7 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
         carto_conn_id: str = CartoAPIHook.default_conn_name,
         poll_interval: float | None = None,
         deferrable: bool | None = None,
+        end_from_trigger: bool | None = None,
         cancel_on_kill: bool = True,
         wait_for_completion: bool = True,
         timeout: dt.timedelta | float = DEFAULT_JOB_TIMEOUT,
@@ -103,6 +128,7 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
         self.carto_conn_id = carto_conn_id
         self.poll_interval = poll_interval
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.end_from_trigger = default_end_from_trigger() if end_from_trigger is None else end_from_trigger
         self.cancel_on_kill = cancel_on_kill
         self.wait_for_completion = wait_for_completion
         self.timeout = timeout
@@ -121,9 +147,16 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
         """The newest job this task started in an earlier try, as CARTO describes it now, or None."""
         raise NotImplementedError
 
+    #: The shape of the return value, a key of :data:`~carto_provider.api.jobs.RESULTS`.
+    result_shape = "ids"
+
+    def result_fields(self) -> dict[str, Any]:
+        """The task's arguments its return value takes (keyword arguments of ``result_shape``)."""
+        return {}
+
     def result(self, job: CartoJob) -> Any:
-        """What the task returns (and pushes to XCom): the job's ids."""
-        return job.ids()
+        """What the task returns (and pushes to XCom): by default the job's ids."""
+        return RESULTS[self.result_shape](job, **self.result_fields())
 
     # ------------------------------------------------------------------ BaseOperator
 
@@ -154,6 +187,7 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
                     cancel_on_kill=self.cancel_on_kill,
                     end_time=end_time,
                     status_words=self.status_words,
+                    **self._trigger_ending(),
                 ),
                 method_name="execute_complete",
             )
@@ -204,6 +238,19 @@ class CartoJobOperator(CartoLineageMixin, BaseOperator):
             )
             return None
         return previous
+
+    def _trigger_ending(self) -> dict[str, Any]:
+        """The trigger's ``end_from_trigger`` arguments: only for a task whose ``result`` it can build."""
+        if not self.end_from_trigger:
+            return {}
+        cls = type(self)
+        if (
+            cls.result is not CartoJobOperator.result
+            or cls.execute_complete is not CartoJobOperator.execute_complete
+        ):
+            self.log.info("%s has its own result(): it resumes on a worker.", cls.__name__)
+            return {}
+        return {"end_from_trigger": True, "result": self.result_shape, "result_fields": self.result_fields()}
 
     def _bound(self) -> float:
         """Seconds the job may run: ``execution_timeout`` if set, else ``timeout``."""

@@ -130,13 +130,8 @@ class CartoImportOperator(CartoJobOperator):
         previous = hook.get_import(str(job_id)) if job_id else None
         return previous if previous is not None and not previous.done else None
 
-    def result(self, job: CartoJob) -> dict[str, Any]:
-        body = job.summary()["body"]
-        return {
-            "job_id": job.job_id,
-            "status": job.status,
-            "destination": body.get("destination", self.destination),
-            "rows_imported": body.get("rowsImported"),
-            "schema": body.get("schema"),
-            "body": body,
-        }
+    #: Its return value: ``import_result`` (the trigger builds it too, see ``end_from_trigger``).
+    result_shape = "import"
+
+    def result_fields(self) -> dict[str, Any]:
+        return {"destination": self.destination}

@@ -14,10 +14,10 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
 )
 
-from carto_provider.api.jobs import CartoJob, JobKind, job_from_event
+from carto_provider.api.jobs import RESULTS, CartoJob, JobKind, job_from_event
 from carto_provider.errors import CartoError, CartoJobError, CartoJobTimeout
 from carto_provider.hooks.api import CartoAPIHook
-from carto_provider.operators.base import default_deferrable, seconds
+from carto_provider.operators.base import default_deferrable, default_end_from_trigger, seconds
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -35,6 +35,11 @@ class CartoJobSensor(BaseSensorOperator):
     :param carto_conn_id: the Airflow connection (type ``carto``).
     :param deferrable: wait in the triggerer, checking every ``poke_interval`` seconds at most
         (default ``[operators] default_deferrable``).
+    :param end_from_trigger: with ``deferrable``, the trigger ends the task when the job succeeded
+        (its return value as XCom; see
+        :func:`~carto_provider.operators.base.default_end_from_trigger`); a failed job still resumes
+        the task on a worker, where ``soft_fail``/``never_fail`` apply. Default ``[carto]
+        end_from_trigger`` (false).
     """
 
     ui_color = "#3ab6e0"
@@ -48,16 +53,21 @@ class CartoJobSensor(BaseSensorOperator):
         job_id: str,
         carto_conn_id: str = CartoAPIHook.default_conn_name,
         deferrable: bool | None = None,
+        end_from_trigger: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.job_id = job_id
         self.carto_conn_id = carto_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.end_from_trigger = default_end_from_trigger() if end_from_trigger is None else end_from_trigger
+
+    #: The shape of the return value, a key of :data:`~carto_provider.api.jobs.RESULTS`.
+    result_shape = "ids"
 
     def result(self, job: CartoJob) -> Any:
-        """What the sensor returns (XCom) once the job succeeded: its ids."""
-        return job.ids()
+        """What the sensor returns (XCom) once the job succeeded: by default its ids."""
+        return RESULTS[self.result_shape](job)
 
     def poke(self, context: Context) -> PokeReturnValue:
         """Check the job once; when deferrable and it is not done yet, defer to the triggerer.
@@ -93,9 +103,17 @@ class CartoJobSensor(BaseSensorOperator):
                 poll_interval=seconds(self.poke_interval) or 60.0,
                 cancel_on_kill=False,
                 end_time=time.time() + timeout if timeout else None,
+                end_from_trigger=self.end_from_trigger and self._trigger_can_end(),
+                end_failures=False,  # soft_fail, never_fail and no retry: decided on a worker
+                result=self.result_shape,
             ),
             method_name="execute_complete",
         )
+
+    def _trigger_can_end(self) -> bool:
+        """Whether the trigger can build what this sensor returns (no own ``result``/``execute_complete``)."""
+        cls = type(self)
+        return cls.result is CartoJobSensor.result and cls.execute_complete is CartoJobSensor.execute_complete
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired (the same event decoder as the operators).

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from carto_provider.api.jobs import IMPORT, CartoJob
+from carto_provider.api.jobs import IMPORT
 from carto_provider.sensors.base import CartoJobSensor
 
 
@@ -22,12 +21,5 @@ class CartoImportSensor(CartoJobSensor):
     template_fields: Sequence[str] = ("job_id",)
     kind = IMPORT
 
-    def result(self, job: CartoJob) -> Any:
-        body = job.summary()["body"]
-        return {
-            "job_id": job.job_id,
-            "status": job.status,
-            "destination": body.get("destination"),
-            "rows_imported": body.get("rowsImported"),
-            "schema": body.get("schema"),
-        }
+    #: Its return value: ``import_result`` without CARTO's body.
+    result_shape = "import_status"

@@ -2,6 +2,12 @@
 
 A trigger's keyword arguments are stored in Airflow's database, so they hold ids and settings only,
 never a token or a secret: the trigger reads the Airflow connection itself, the async way.
+
+With ``end_from_trigger`` the trigger ends its task itself when the job succeeded (Airflow's
+``TaskSuccessEvent``, the task's return value as its ``return_value`` XCom) or failed (a
+``TaskFailedEvent`` after logging CARTO's error, where Airflow routes it to a retry: 3.3+), so no
+worker runs ``execute_complete`` only to decode the event. A timeout or a lost job still resumes
+the task on a worker, where it fails as it does without the option.
 """
 
 from __future__ import annotations
@@ -11,19 +17,48 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow import __version__ as airflow_version
+from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
-from carto_provider.api.jobs import ERROR, SQL_JOB, TIMEOUT, CartoJob, JobEvent, JobWatch, kind_of
+from carto_provider.api.jobs import (
+    CANCELLED,
+    ERROR,
+    FAILED,
+    RESULTS,
+    SQL_JOB,
+    SUCCESS,
+    TIMEOUT,
+    CartoJob,
+    JobEvent,
+    JobWatch,
+    kind_of,
+)
 from carto_provider.api.untrusted import sanitize
-from carto_provider.errors import CartoError
+from carto_provider.errors import CartoError, CartoJobError
 from carto_provider.hooks.api_async import CartoAPIAsyncHook
 
-__all__ = ["CartoJobTrigger"]
+__all__ = ["CartoJobTrigger", "failure_ends_in_trigger"]
 
 
 #: Seconds a status check may take past ``end_time``: the last check, made at ``end_time``, still
 #: tells whether the job ended or is running; a server that does not answer cannot hold the trigger.
 FINAL_CHECK_GRACE = 5.0
+
+
+def failure_ends_in_trigger() -> bool:
+    """Whether this Airflow retries a task its trigger failed (3.3+ does; 2.x and older 3.x mark it
+    failed for good, so there a failed job resumes the task on a worker, retries and all)."""
+    major, minor = (int(part) for part in airflow_version.split(".")[:2])
+    return (major, minor) >= (3, 3)
+
+
+def _ending(ending: TriggerEvent, event: JobEvent) -> TriggerEvent:
+    """A task-end event that also carries the job's event as its payload, which only in-process
+    runs read: ``airflow dags test`` (3.3) resumes the task with any event's payload instead of
+    ending it, and ``execute_complete`` decodes it there as usual. The triggerer sends no payload
+    of a task-end event (it only sends the state and the XComs)."""
+    ending.payload = event.to_json()
+    return ending
 
 
 class CartoJobTrigger(BaseTrigger):
@@ -38,13 +73,21 @@ class CartoJobTrigger(BaseTrigger):
     :param kind: ``"SQL job"`` (also a Workflow run) or ``"import"``.
     :param connection: the CARTO connection of a SQL job.
     :param carto_conn_id: the Airflow connection (type ``carto``).
-    :param poll_interval: the longest wait between two status checks, in seconds (checks start 1 s
-        apart and double up to it).
+    :param poll_interval: the longest wait between two status checks, in seconds (checks start 0.5 s
+        apart and grow by half up to it, :func:`~carto_provider.api.jobs.poll_delays`).
     :param cancel_on_kill: cancel the CARTO job when a user kills the task (mark failed/success,
         clear) and when ``end_time`` passes. Airflow calls a trigger's ``on_kill`` from 3.3 on; on
         older versions a killed deferred task leaves its CARTO job running.
     :param end_time: epoch seconds after which the trigger gives up (``timeout`` event).
     :param status_words: more job status words, word -> outcome (see ``CartoAPIHook``).
+    :param end_from_trigger: end the task here when the job ends (see the module doc) instead of
+        resuming it on a worker.
+    :param end_failures: with ``end_from_trigger``, also end the task when the job failed (Airflow
+        3.3+); False: only a success ends here (the sensors, whose ``soft_fail``/``never_fail``
+        decide what a failure does on a worker).
+    :param result: the shape of the task's return value, a key of
+        :data:`~carto_provider.api.jobs.RESULTS` (with ``end_from_trigger``).
+    :param result_fields: keyword arguments of that shape (e.g. an import's ``destination``).
     """
 
     def __init__(
@@ -58,6 +101,10 @@ class CartoJobTrigger(BaseTrigger):
         cancel_on_kill: bool = True,
         end_time: float | None = None,
         status_words: dict[str, str] | None = None,
+        end_from_trigger: bool = False,
+        end_failures: bool = True,
+        result: str = "ids",
+        result_fields: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.job_id = job_id
@@ -68,6 +115,12 @@ class CartoJobTrigger(BaseTrigger):
         self.cancel_on_kill = cancel_on_kill
         self.end_time = end_time
         self.status_words = dict(status_words) if status_words else None
+        self.end_from_trigger = end_from_trigger
+        self.end_failures = end_failures
+        if result not in RESULTS:
+            raise ValueError(f"Unknown CARTO task result {result!r}; known: {sorted(RESULTS)}")
+        self.result = result
+        self.result_fields = dict(result_fields or {})
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and the JSON-safe arguments that rebuild this trigger."""
@@ -83,6 +136,10 @@ class CartoJobTrigger(BaseTrigger):
                 "cancel_on_kill": self.cancel_on_kill,
                 "end_time": self.end_time,
                 "status_words": self.status_words,
+                "end_from_trigger": self.end_from_trigger,
+                "end_failures": self.end_failures,
+                "result": self.result,
+                "result_fields": self.result_fields,
             },
         )
 
@@ -120,7 +177,23 @@ class CartoJobTrigger(BaseTrigger):
             )
         finally:
             await hook.aclose()
-        yield TriggerEvent(event.to_json())
+        yield self._task_event(event)
+
+    def _task_event(self, event: JobEvent) -> TriggerEvent:
+        """The event to send: the task's end when this trigger ends it, else the job's event."""
+        if not self.end_from_trigger or event.job is None:
+            return TriggerEvent(event.to_json())
+        if event.status == SUCCESS:
+            self.log.info("%s; the task ends in the triggerer.", event.message)
+            value = RESULTS[self.result](event.job, **self.result_fields)
+            return _ending(TaskSuccessEvent(xcoms={"return_value": value}), event)
+        if event.status in (FAILED, CANCELLED) and self.end_failures and failure_ends_in_trigger():
+            try:
+                event.job.check()
+            except CartoJobError as exc:
+                self.log.error("%s", sanitize(str(exc)))
+            return _ending(TaskFailedEvent(), event)
+        return TriggerEvent(event.to_json())
 
     async def _follow(self, hook: CartoAPIAsyncHook) -> JobEvent:
         watch = JobWatch(self.poll_interval, self.end_time, hook.unknown_status_patience)

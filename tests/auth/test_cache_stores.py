@@ -293,3 +293,40 @@ def test_a_live_holder_keeps_the_redis_lock_and_a_dead_ones_lease_runs_out(
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_waiter_reads_what_the_lock_holder_wrote_without_queueing_for_the_lock(
+    make_store: StoreFactory, request: pytest.FixtureRequest
+) -> None:
+    """Issue 23: a cold burst's waiters wake when the holder releases the file lock and read once."""
+    if kind_of(request) in ("memory", "redis"):
+        pytest.skip("file locks only: Redis sends no release notice, memory has nobody to wait for")
+    holder, waiter_store = make_store(), make_store(lock_timeout=30.0)
+    blocking_locks: list[bool] = []
+    real_lock = waiter_store.lock
+
+    def recording_lock(key: CacheKey, *, blocking: bool) -> Any:
+        blocking_locks.append(blocking)
+        return real_lock(key, blocking=blocking)
+
+    waiter_store.lock = recording_lock  # type: ignore[method-assign]
+    held, written = threading.Event(), threading.Event()
+
+    def hold_then_write() -> None:
+        with holder.lock(KEY, blocking=True):
+            held.set()
+            time.sleep(0.3)
+            holder.write(KEY, token("landed"))
+            written.set()
+
+    thread = threading.Thread(target=hold_then_write)
+    thread.start()
+    assert held.wait(10)
+
+    def never() -> AccessToken:
+        raise AssertionError("the waiter must not fetch")
+
+    got = TokenCache(waiter_store).get(KEY, never)
+    assert written.is_set() and got.value == "landed"
+    assert True not in blocking_locks  # it never queued for the lock
+    thread.join(10)

@@ -22,7 +22,12 @@ from carto_provider.operators.sql import CartoQueryOperator, CartoSQLOperator
 from carto_provider.operators.workflows import CartoRunWorkflowOperator
 from carto_provider.sensors.sql import CartoSQLJobSensor
 
-MODES = {"polling": False, "deferrable": True}
+#: The operators' arguments in each mode; ``trigger_ended``: the trigger ends the deferred tasks.
+MODES = {
+    "polling": {"deferrable": False},
+    "deferrable": {"deferrable": True},
+    "trigger_ended": {"deferrable": True, "end_from_trigger": True},
+}
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 FILES = "{{ conn.carto_default.host }}/emulator/files"
 PROCEDURE = "carto-dw-ac-emulator.workflows_temp.wfproc_test"
@@ -36,13 +41,13 @@ END
 """
 
 
-def operators_dag(mode: str, deferrable: bool) -> DAG:
+def operators_dag(mode: str, mode_args: dict) -> DAG:
     with DAG(
         f"carto_ops_{mode}",
         schedule=None,
         start_date=START,
         params={"dataset": "carto-dw-ac-emulator.shared"},
-        default_args={"deferrable": deferrable},
+        default_args=mode_args,
     ) as dag:
         stores = CartoImportOperator(
             task_id="import_stores",
@@ -91,19 +96,19 @@ def operators_dag(mode: str, deferrable: bool) -> DAG:
     return dag
 
 
-def failing_dag(mode: str, deferrable: bool) -> DAG:
+def failing_dag(mode: str, mode_args: dict) -> DAG:
     with DAG(f"carto_fail_{mode}", schedule=None, start_date=START) as dag:
         CartoSQLOperator(
             task_id="bad_sql",
             sql="SELECT missing_column FROM `carto-dw-ac-emulator.shared.no_such_table`",
-            deferrable=deferrable,
+            **mode_args,
         )
     return dag
 
 
-for _mode, _deferrable in MODES.items():
-    globals()[f"carto_ops_{_mode}"] = operators_dag(_mode, _deferrable)
-    globals()[f"carto_fail_{_mode}"] = failing_dag(_mode, _deferrable)
+for _mode, _args in MODES.items():
+    globals()[f"carto_ops_{_mode}"] = operators_dag(_mode, _args)
+    globals()[f"carto_fail_{_mode}"] = failing_dag(_mode, _args)
 
 with DAG("carto_kill", schedule=None, start_date=START) as carto_kill:
     CartoSQLOperator(
@@ -113,17 +118,17 @@ with DAG("carto_kill", schedule=None, start_date=START) as carto_kill:
     )
 
 
-def timeout_dag(mode: str, deferrable: bool) -> DAG:
+def timeout_dag(mode: str, mode_args: dict) -> DAG:
     """One SQL job that outlives the task's execution_timeout."""
     with DAG(f"carto_timeout_{mode}", schedule=None, start_date=START) as dag:
         CartoSQLOperator(
             task_id="slow_job",
             sql="CREATE TABLE `carto-dw-ac-emulator.shared.too_late` AS SELECT 1 AS x",
-            deferrable=deferrable,
+            **mode_args,
             execution_timeout=dt.timedelta(seconds=8),  # room for a token fetch on a loaded machine
         )
     return dag
 
 
-for _mode, _deferrable in MODES.items():
-    globals()[f"carto_timeout_{_mode}"] = timeout_dag(_mode, _deferrable)
+for _mode, _args in MODES.items():
+    globals()[f"carto_timeout_{_mode}"] = timeout_dag(_mode, _args)

@@ -63,7 +63,9 @@ def expected_best() -> list[tuple[int, str, float]]:
     return sorted(((s, names[s], r) for s, r in revenue.items()), key=lambda x: (-x[2], x[0]))
 
 
-@pytest.mark.parametrize(("mode", "deferred"), [("polling", False), ("deferrable", True)])
+@pytest.mark.parametrize(
+    ("mode", "deferred"), [("polling", False), ("deferrable", True), ("trigger_ended", True)]
+)
 def test_every_operator_in_a_dag_run(airflow_db, fast_carto, test_dags_bundle, deferrals, mode, deferred):
     dag = load_dag(DAGS, f"carto_ops_{mode}")
     run = run_dag(dag, DAY)

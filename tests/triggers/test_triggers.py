@@ -10,7 +10,13 @@ import time
 import pytest
 
 from carto_provider.api.jobs import job_from_event
-from carto_provider.errors import CartoAPIError, CartoError, CartoJobError, CartoJobTimeout
+from carto_provider.errors import (
+    CartoAPIError,
+    CartoError,
+    CartoJobError,
+    CartoJobTimeout,
+    ResponseTooLargeError,
+)
 from carto_provider.hooks.api_async import CartoAPIAsyncHook
 from carto_provider.hooks.imports import CartoImportsHook
 from carto_provider.hooks.sql import CartoSQLHook
@@ -159,3 +165,53 @@ def test_async_hook_retries_transient_failures_and_reports_the_rest(fast_carto):
     with pytest.raises(CartoAPIError, match="Forbidden: not your job") as info:
         asyncio.run(hook.aget_job(job.job_id))
     assert info.value.status == 403
+
+
+def test_the_triggers_of_one_loop_share_one_lookup_one_client_and_one_token(fast_carto, monkeypatch):
+    """As Airflow's triggerer runs them: many triggers in one event loop (issue 23)."""
+    jobs = [CartoSQLHook().submit_job("SELECT 1") for _ in range(3)]
+    lookups: list[str] = []
+    real_lookup = CartoAPIAsyncHook._aconnection
+
+    async def counting_lookup(self):
+        lookups.append(self.carto_conn_id)
+        return await real_lookup(self)
+
+    monkeypatch.setattr(CartoAPIAsyncHook, "_aconnection", counting_lookup)
+    tokens_before = fast_carto.token_requests()
+
+    async def many() -> tuple[list, set]:
+        triggers = [
+            rebuilt(CartoJobTrigger(job_id=jobs[i % 3].job_id, poll_interval=POLL_SECONDS)) for i in range(30)
+        ]
+        events = await asyncio.gather(*(first_event(t) for t in triggers))
+        transport = await CartoAPIAsyncHook().atransport()
+        hooks_transports = {id(await CartoAPIAsyncHook().atransport()) for _ in range(3)}
+        assert hooks_transports == {id(transport)} and transport.shared_client
+        other = (await CartoAPIAsyncHook().aget_auth()).api_async_transport()
+        return events, {id(await t._http()) for t in (transport, other)}
+
+    events, clients = asyncio.run(many())
+    assert {event.payload["status"] for event in events} == {"success"}
+    assert lookups == ["carto_default"] and len(clients) == 1
+    assert fast_carto.token_requests() == tokens_before  # the cached token, fetched once per loop
+    assert sum(fast_carto.calls(f"GET /v3/sql/carto_dw/job/{job.job_id}") for job in jobs) >= 30
+
+
+def test_shared_transports_keep_each_hooks_byte_budget_and_deadline(fast_carto):
+    """Sharing the loop's HTTP client shares no limit: each hook's transport is its CartoAuth's."""
+    job = CartoSQLHook().submit_job("SELECT 1")
+
+    async def both() -> tuple[Exception, str, set]:
+        small = CartoAPIAsyncHook(max_response_bytes=64, timeout=(2, 3, 4))
+        default = CartoAPIAsyncHook()
+        with pytest.raises(ResponseTooLargeError, match="more than 64 bytes") as refused:
+            await small.aget_job(job.job_id)
+        seen = await default.aget_job(job.job_id)
+        small_t, default_t = await small.atransport(), await default.atransport()
+        assert (small_t.max_body, small_t._timeouts[2], default_t._timeouts) == (64, 4.0, (10.0, 30.0, 40.0))
+        return refused.value, seen.job_id, {id(await t._http()) for t in (small_t, default_t)}
+
+    refused, seen, clients = asyncio.run(both())
+    assert seen == job.job_id and "Bearer" not in str(refused)
+    assert len(clients) == 2  # other timeouts: another client (the client carries the default timeout)

@@ -68,6 +68,26 @@ class _FileRead:
     foreign: tuple[int, int] | None = None
 
 
+def _wait_for_shared_lock(fd: int, timeout: float) -> None:
+    """Block until a shared lock on ``fd`` is granted, or ``timeout`` passes; ``fd`` is closed (and the
+    lock released) by the helper thread once granted, even after a timeout (a stuck holder)."""
+    import fcntl
+
+    granted = threading.Event()
+
+    def block() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError:
+            pass
+        finally:
+            granted.set()
+            os.close(fd)
+
+    threading.Thread(target=block, name="carto-token-cache-wait", daemon=True).start()
+    granted.wait(timeout)
+
+
 class FileStore:
     """A :class:`~.stores.TokenStore` in one private JSON file (``path``), locked through a sibling
     ``.lock`` file for at most ``lock_timeout`` seconds; entries are read as ``token_class``."""
@@ -140,9 +160,30 @@ class FileStore:
     def lock(self, key: CacheKey, *, blocking: bool) -> contextlib.AbstractContextManager[bool | None]:
         """``key``'s lock, held for a whole fetch: one connection's slow token fetch does not hold up
         another's. Rewriting the file takes the file's own lock, briefly (:meth:`_update`)."""
-        return self._file_lock(
-            blocking=blocking, path=self.path.with_name(f"{self.path.name}.{key.id[:16]}.lock")
-        )
+        return self._file_lock(blocking=blocking, path=self._key_lock_path(key))
+
+    def _key_lock_path(self, key: CacheKey) -> Path:
+        return self.path.with_name(f"{self.path.name}.{key.id[:16]}.lock")
+
+    def wait_released(self, key: CacheKey, *, timeout: float) -> None:
+        """Wait for ``key``'s lock to be released: a shared ``flock``, granted to every waiter the
+        moment the holder lets go (``filelock`` retries every 50 ms, one exclusive holder at a time)."""
+        if not self._ready_for_disk():
+            return
+        try:
+            fd = os.open(self._key_lock_path(key), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:  # no lock file: nobody holds it (or it is unusable, which lock() reports)
+            return
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _wait_for_shared_lock(fd, timeout)
+            return
+        except OSError:
+            pass
+        os.close(fd)  # closing it releases the shared lock
 
     # ------------------------------------------------------------------ the file
 

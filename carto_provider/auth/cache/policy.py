@@ -9,7 +9,9 @@ Design (see ``shared/reference/token-peers.md``, "What a best-in-class hook shou
   dictionary look-up and never touches the store.
 * Refresh is single-flight: a thread lock per key, then the store's cross-process lock (a file lock, a
   Redis lock); under both, the store is read again and the network is used only if the token is still
-  stale. A stuck lock holder delays others by the store's lock timeout at most.
+  stale. A caller that finds the lock busy waits for its release (the kernel wakes every waiter at
+  once) and reads the new token once, without queueing for the lock. A stuck lock holder delays
+  others by the store's lock timeout at most.
 * Two refresh windows: *advisory* (from min(30 min, lifetime/2) before expiry: try without waiting,
   keep the current token if another process is busy or the refresh fails, at most once per 30 s)
   and *mandatory* (from min(5 min, lifetime/4) before expiry: refresh or raise). Short-lived tokens
@@ -102,6 +104,8 @@ class TokenCache:
         elif isinstance(store, str | os.PathLike):
             store = FileStore(store, lock_timeout=lock_timeout, token_class=token_class)
         self.storage: TokenStore = store
+        #: The longest wait for another process's refresh (the store's own lock timeout, if it has one).
+        self.lock_timeout: float = getattr(store, "lock_timeout", lock_timeout)
         shared = store.namespace is not None
         self._namespace = store.namespace or "memory"
         self._memory = _MEMORY if shared else {}
@@ -187,27 +191,45 @@ class TokenCache:
     def _refresh_now(
         self, key: CacheKey, fetch: TokenFetcher, min_ttl: float, rejected: str | None
     ) -> AccessToken:
-        """Mandatory refresh: block for the locks, re-check, fetch if still needed."""
+        """Mandatory refresh: the first caller fetches under the locks; the others wait for its lock to
+        be released and read what it wrote (once), falling back to blocking for the lock."""
         slot = (self._namespace, key.id)
         started = time.time()
         with self._thread_lock(slot):
             token = self._memory.get(slot)
             if token is not None and _usable(token, key, time.time(), min_ttl, rejected):
                 return token
-            with self.storage.lock(key, blocking=True):
+            for _ in range(2):  # busy twice: a holder that wrote nothing usable; queue for the lock
+                with self.storage.lock(key, blocking=False) as locked:
+                    if locked is not False:
+                        return self._fetch_locked(key, fetch, min_ttl, rejected, started)
+                self.storage.wait_released(key, timeout=self.lock_timeout)
                 entry = self.storage.read(key)
                 if entry.token is not None and _usable(entry.token, key, time.time(), min_ttl, rejected):
                     self._memory[slot] = entry.token
                     return entry.token
                 self._raise_shared_failure(key, entry, started)
-                try:
-                    token = self._fetch(key, fetch, reason="expired" if rejected is None else "rejected")
-                except CartoError as exc:
-                    self._record_failure(key, str(exc))
-                    raise
-                self.storage.write(key, token)
-                self._memory[slot] = token
-                return token
+            with self.storage.lock(key, blocking=True):
+                return self._fetch_locked(key, fetch, min_ttl, rejected, started)
+
+    def _fetch_locked(
+        self, key: CacheKey, fetch: TokenFetcher, min_ttl: float, rejected: str | None, started: float
+    ) -> AccessToken:
+        """Under the store's lock: read again, fetch if still needed, write."""
+        slot = (self._namespace, key.id)
+        entry = self.storage.read(key)
+        if entry.token is not None and _usable(entry.token, key, time.time(), min_ttl, rejected):
+            self._memory[slot] = entry.token
+            return entry.token
+        self._raise_shared_failure(key, entry, started)
+        try:
+            token = self._fetch(key, fetch, reason="expired" if rejected is None else "rejected")
+        except CartoError as exc:
+            self._record_failure(key, str(exc))
+            raise
+        self.storage.write(key, token)
+        self._memory[slot] = token
+        return token
 
     def _raise_shared_failure(self, key: CacheKey, entry: StoredEntry, since: float) -> None:
         """Raise the error of a fetch for ``key`` that failed after ``since``, while this caller waited

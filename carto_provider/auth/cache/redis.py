@@ -220,6 +220,11 @@ class RedisStore:
             finally:
                 held.discard(key.id)
 
+    def wait_released(self, key: CacheKey, *, timeout: float) -> None:
+        """Wait for this machine's lock (Redis sends no release notice: a caller that still finds no
+        token then takes the fleet's lock, as before)."""
+        self.fallback.wait_released(key, timeout=timeout)
+
     # ------------------------------------------------------------------ Redis
 
     @contextlib.contextmanager

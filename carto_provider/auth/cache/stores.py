@@ -95,6 +95,11 @@ class TokenStore(Protocol):
         blocking wait timed out because the holder is stuck) or None (nothing to lock)."""
         ...
 
+    def wait_released(self, key: CacheKey, *, timeout: float) -> None:
+        """Return once no other process holds ``key``'s lock (at once when none does), or after
+        ``timeout`` seconds: a caller that found the lock busy reads what its holder wrote."""
+        ...
+
 
 class MemoryStore:
     """Tokens in this object only, gone with it (``use_cache=False``); threads are the only sharers,
@@ -135,3 +140,6 @@ class MemoryStore:
     def lock(self, key: CacheKey, *, blocking: bool) -> Iterator[bool | None]:
         """Nothing to lock across processes."""
         yield None
+
+    def wait_released(self, key: CacheKey, *, timeout: float) -> None:
+        """Nothing to wait for: only this process uses the store (its callers share a thread lock)."""
