@@ -43,7 +43,14 @@ def test_a_succeeded_job_ends_the_task_with_its_return_value(fast_carto):
     assert isinstance(event, TaskSuccessEvent)
     value = event.xcoms["return_value"]
     (job,) = sql_jobs(fast_carto)
-    assert value == {"job_id": job.job_id, "external_id": None, "connection": "carto_dw", "status": "success"}
+    # The job is polled with the id it was created with (externalId); a read's jobId is reported_id.
+    assert value == {
+        "job_id": job.job_id,
+        "external_id": job.job_id,
+        "connection": "carto_dw",
+        "status": "success",
+        "reported_id": None,
+    }
     # `airflow dags test` resumes the task with the payload: it decodes to the same return value.
     assert operator.execute_complete({}, event.payload) == value
 
