@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 AT_MOST_ONCE_RETRY = CartoRetryPolicy(attempts=6, initial_wait=2.0, max_wait=60.0, max_retry_after=120.0)
 #: The most pages of ``GET /v3/connections`` followed.
 MAX_PAGES = 100
+#: What CARTO may answer a cancel of a job that had already ended (its Activity Data jobs: 400).
+ALREADY_ENDED_STATUS = frozenset({400, 409})
 
 
 def job_settings(words: Mapping[str, str] | None, patience: float | None) -> tuple[dict[str, str], float]:
@@ -182,7 +184,7 @@ class CartoAPIHook(CartoAuthHook):
         except CartoAPIError as exc:
             # CARTO's Activity Data jobs answer 400 when cancelling a finished job; SQL jobs and
             # imports may too (not published): report how the job really ended.
-            if exc.status not in (400, 409):
+            if exc.status not in ALREADY_ENDED_STATUS:
                 raise
             job = self.get(kind, job_id, connection=connection)
             if not job.done:

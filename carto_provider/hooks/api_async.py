@@ -26,7 +26,7 @@ from carto_provider.api.activity import accounts_origin
 from carto_provider.api.jobs import IMPORT, SQL_JOB, CartoJob, JobKind, kind_of
 from carto_provider.api.sql import CARTO_DW
 from carto_provider.errors import CartoAPIError
-from carto_provider.hooks.api import job_settings
+from carto_provider.hooks.api import ALREADY_ENDED_STATUS, job_settings
 from carto_provider.hooks.carto import CartoAuthHook, CartoConnectionSettings
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ class CartoAPIAsyncHook(CartoAuthHook):
                 kind, kind.cancel_method, kind.cancel_path(job_id, connection or CARTO_DW)
             )
         except CartoAPIError as exc:
-            if exc.status not in (400, 409):  # already ended (see CartoAPIHook.cancel)
+            if exc.status not in ALREADY_ENDED_STATUS:  # see CartoAPIHook.cancel
                 raise
             job = await self.aget(kind, job_id, connection=connection)
             if not job.done:
