@@ -13,6 +13,7 @@ seconds, TCP connections to the emulator (opened, most open at once: ``/proc/net
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -57,6 +58,22 @@ class Sockets(threading.Thread):
     def run(self) -> None:
         while not self.stop.wait(SAMPLE):
             self.sample()
+
+
+class GcPauses:
+    """The longest pause of each garbage-collector generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.longest = [0.0, 0.0, 0.0]
+        self._began = 0.0
+        gc.callbacks.append(self.callback)
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            generation = info["generation"]
+            self.longest[generation] = max(self.longest[generation], time.perf_counter() - self._began)
 
 
 async def ticker(stalls: list[tuple[float, float]], done: asyncio.Event, started: float) -> None:
@@ -149,6 +166,7 @@ async def measure(mode: str, url: str, job_ids: list[str], poll_interval: float)
     stalls: list[tuple[float, float]] = []
     done = asyncio.Event()
     first: list[float] = []
+    pauses = GcPauses()
     cpu, started = os.times(), time.monotonic()
     tick = asyncio.ensure_future(ticker(stalls, done, started))
     if mode == "provider":
@@ -173,6 +191,7 @@ async def measure(mode: str, url: str, job_ids: list[str], poll_interval: float)
         "connections_most": sockets.most,
         "first_poll_max": max(first, default=float("nan")),
         "wall": wall,
+        "gc_pause_max": pauses.longest,
     }
 
 

@@ -6,7 +6,9 @@ costs memory, sockets and event-loop time per trigger. Here:
 
 * :func:`shared_client`: the running loop's one ``httpx.AsyncClient`` per origin and client settings
   (the transport's own ``_client_options()``: timeouts, headers, no redirects), with at most
-  :data:`MAX_CONNECTIONS` connections, all kept alive, over :func:`tls_context`;
+  :data:`MAX_CONNECTIONS` connections, all kept alive, over :func:`tls_context`, and the
+  ``asyncio.Semaphore`` of as many slots that its callers queue on (httpcore's own queue costs
+  O(queued x connections) per request: at 1000 triggers, most of the loop's CPU);
 * :func:`tls_context`: the process's one TLS context (every sync and async client of the process uses
   it), made once; :func:`averify_for` makes it in a worker thread, never on an event loop.
 
@@ -21,17 +23,29 @@ import ssl
 import threading
 import weakref
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import httpx
 
-#: Connections per shared client: every transport of a loop on one origin polls through at most this many.
-MAX_CONNECTIONS = 100
+#: Requests in flight (and so connections) per shared client; the others wait, in order, on its
+#: semaphore. Why 32, not 100: httpcore 1.0's pool scans its connections for every idle one on each
+#: request (O(connections^2): with 100 mostly idle connections, most of a 1000-trigger loop's CPU),
+#: and the loop handles its answers one after another, so a burst of N answers blocks it for N times
+#: one answer's cost. 32 slots at CARTO's ~0.2 s per poll still carry 160 polls a second.
+MAX_CONNECTIONS = 32
 #: Seconds an idle connection is kept (triggers poll every ``poll_interval``, 10 s by default).
 KEEPALIVE_EXPIRY = 30.0
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, httpx.AsyncClient]] = (
+
+class SharedClient(NamedTuple):
+    """A loop's shared client and the slots its requests take (one per connection)."""
+
+    client: httpx.AsyncClient
+    slots: asyncio.Semaphore
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, SharedClient]] = (
     weakref.WeakKeyDictionary()
 )
 _tls: ssl.SSLContext | None = None
@@ -70,19 +84,20 @@ async def averify_for(url: str) -> ssl.SSLContext:
     return await asyncio.to_thread(verify_for, url)
 
 
-async def shared_client(origin: str, options: dict[str, Any]) -> httpx.AsyncClient:
+async def shared_client(origin: str, options: dict[str, Any]) -> SharedClient:
     """The running loop's ``httpx.AsyncClient`` for ``origin`` (``scheme://host:port``) built with
     ``options`` (the keyword arguments of ``httpx.AsyncClient``, the same for every caller that
-    shares it). Never close it: every transport of the loop uses it, and it lives as long as the loop.
+    shares it), and its slots: hold one for each request, from sending to the body read. Never close
+    the client: every transport of the loop uses it, and it lives as long as the loop.
     """
     loop = asyncio.get_running_loop()
     key = (origin, _frozen(options))
     clients = _clients.setdefault(loop, {})
-    client = clients.get(key)
-    if client is None or client.is_closed:
+    shared = clients.get(key)
+    if shared is None or shared.client.is_closed:
         verify = await averify_for(origin)
-        client = clients.get(key)  # another caller may have built it while this one waited
-        if client is None or client.is_closed:
+        shared = clients.get(key)  # another caller may have built it while this one waited
+        if shared is None or shared.client.is_closed:
             import httpx
 
             limits = httpx.Limits(
@@ -90,8 +105,9 @@ async def shared_client(origin: str, options: dict[str, Any]) -> httpx.AsyncClie
                 max_keepalive_connections=MAX_CONNECTIONS,
                 keepalive_expiry=KEEPALIVE_EXPIRY,
             )
-            client = clients[key] = httpx.AsyncClient(verify=verify, limits=limits, **options)
-    return client
+            client = httpx.AsyncClient(verify=verify, limits=limits, **options)
+            shared = clients[key] = SharedClient(client, asyncio.Semaphore(MAX_CONNECTIONS))
+    return shared
 
 
 def _frozen(value: Any) -> Hashable:

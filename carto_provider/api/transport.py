@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -344,11 +345,13 @@ class AsyncTransport(_Base):
             await self._client.aclose()
             self._client = None
 
-    async def _http(self) -> httpx.AsyncClient:
+    async def _http(self) -> tuple[httpx.AsyncClient, AbstractAsyncContextManager[Any]]:
+        """The client to send through, and the slot to hold while a request is on it."""
         from carto_provider.api._client_pool import averify_for, shared_client
 
         if self.shared_client:
-            return await shared_client(_origin(self.base_url), self._client_options())
+            shared = await shared_client(_origin(self.base_url), self._client_options())
+            return shared.client, shared.slots
         # A client belongs to the event loop it was opened on: another loop gets its own.
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
@@ -357,7 +360,7 @@ class AsyncTransport(_Base):
             verify = await averify_for(self.base_url)
             self._client = httpx.AsyncClient(verify=verify, **self._client_options())
             self._loop = loop
-        return self._client
+        return self._client, contextlib.nullcontext()
 
     async def _token(self, rejected: str | None) -> str | None:
         if self.atokens is not None:
@@ -375,7 +378,8 @@ class AsyncTransport(_Base):
 
             try:
                 with anyio.fail_after(call.total):
-                    async with (await self._http()).stream(**call.request(token)) as response:
+                    client, slot = await self._http()
+                    async with slot, client.stream(**call.request(token)) as response:
                         await aread_bounded(response, call.max_body)
             except TimeoutError:
                 raise httpx.ReadTimeout(f"no complete answer within {call.total:g} s") from None

@@ -210,7 +210,7 @@ def test_shared_transports_keep_each_hooks_byte_budget_and_deadline(fast_carto):
         seen = await default.aget_job(job.job_id)
         small_t, default_t = await small.atransport(), await default.atransport()
         assert (small_t.max_body, small_t._timeouts[2], default_t._timeouts) == (64, 4.0, (10.0, 30.0, 40.0))
-        return refused.value, seen.job_id, {id(await t._http()) for t in (small_t, default_t)}
+        return refused.value, seen.job_id, {id((await t._http())[0]) for t in (small_t, default_t)}
 
     refused, seen, clients = asyncio.run(both())
     assert seen == job.job_id and "Bearer" not in str(refused)
