@@ -7,8 +7,8 @@ costs memory, sockets and event-loop time per trigger. Here:
 * :func:`shared_client`: the running loop's one ``httpx.AsyncClient`` per origin and client settings
   (the transport's own ``_client_options()``: timeouts, headers, no redirects), with at most
   :data:`MAX_CONNECTIONS` connections, all kept alive, over :func:`tls_context`, and the
-  ``asyncio.Semaphore`` of as many slots that its callers queue on (httpcore's own queue costs
-  O(queued x connections) per request: at 1000 triggers, most of the loop's CPU);
+  ``asyncio.Semaphore`` of as many slots that its callers queue on (httpcore's pool costs
+  O(connections^2 + queued x connections) per request: at 1000 triggers, most of the loop's CPU);
 * :func:`tls_context`: the process's one TLS context (every sync and async client of the process uses
   it), made once; :func:`averify_for` makes it in a worker thread, never on an event loop.
 

@@ -39,7 +39,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -345,7 +344,7 @@ class AsyncTransport(_Base):
             await self._client.aclose()
             self._client = None
 
-    async def _http(self) -> tuple[httpx.AsyncClient, AbstractAsyncContextManager[Any]]:
+    async def _http(self) -> tuple[httpx.AsyncClient, contextlib.AbstractAsyncContextManager[Any]]:
         """The client to send through, and the slot to hold while a request is on it."""
         from carto_provider.api._client_pool import averify_for, shared_client
 
