@@ -52,16 +52,23 @@ MAX_PAGES = 100
 ALREADY_ENDED_STATUS = frozenset({400, 409})
 
 
-def job_settings(words: Mapping[str, str] | None, patience: float | None) -> tuple[dict[str, str], float]:
-    """The status vocabulary (``[carto] status_words`` JSON, then ``words``) and the patience with
-    an unknown word (``patience``, else ``[carto] unknown_status_patience``, else 600 s)."""
+def configured_job_settings() -> tuple[dict[str, str], float]:
+    """The status vocabulary with ``[carto] status_words`` (JSON) and ``[carto] unknown_status_patience``
+    (else 600 s): Airflow's configuration, read once per hook (a trigger's hook: once per event loop
+    and connection, see ``CartoAPIAsyncHook.ajob_settings``)."""
     from airflow.providers.common.compat.sdk import conf
 
     configured = status_words(conf.get("carto", "status_words", fallback="") or "")
+    patience = conf.getfloat("carto", "unknown_status_patience", fallback=UNKNOWN_STATUS_PATIENCE)
+    return configured, float(patience)
+
+
+def job_settings(words: Mapping[str, str] | None, patience: float | None) -> tuple[dict[str, str], float]:
+    """The status vocabulary (``[carto] status_words`` JSON, then ``words``) and the patience with
+    an unknown word (``patience``, else ``[carto] unknown_status_patience``, else 600 s)."""
+    configured, configured_patience = configured_job_settings()
     merged = {**configured, **status_words(words or {})}
-    if patience is None:
-        patience = conf.getfloat("carto", "unknown_status_patience", fallback=UNKNOWN_STATUS_PATIENCE)
-    return merged, float(patience)
+    return merged, float(configured_patience if patience is None else patience)
 
 
 def is_ambiguous(exc: CartoAPIError) -> bool:

@@ -20,13 +20,14 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from carto_provider.api.activity import accounts_origin
 from carto_provider.api.jobs import IMPORT, SQL_JOB, CartoJob, JobKind, kind_of
+from carto_provider.api.jobs import status_words as status_words_of
 from carto_provider.api.sql import CARTO_DW
 from carto_provider.errors import CartoAPIError
-from carto_provider.hooks.api import ALREADY_ENDED_STATUS, job_settings
+from carto_provider.hooks.api import ALREADY_ENDED_STATUS, configured_job_settings
 from carto_provider.hooks.carto import CartoAuthHook, CartoConnectionSettings
 
 if TYPE_CHECKING:
@@ -46,11 +47,22 @@ class _Shared:
     auth: CartoAuth
     api: AsyncTransport
     accounts: AsyncTransport
+    #: ``configured_job_settings()``: Airflow's configuration parser costs about 0.3 ms a read, which
+    #: a thousand triggers starting at once would spend on the loop.
+    job_settings: tuple[dict[str, str], float]
 
 
-_shared: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[Hashable, tuple[float, asyncio.Task[_Shared]]]
-] = weakref.WeakKeyDictionary()
+class _Entry(NamedTuple):
+    built_at: float
+    build: asyncio.Task[_Shared]
+    #: Waiters of a build pass one at a time, so a thousand triggers started together resume over
+    #: many loop iterations instead of all in the one after the build ends (a stall of the loop).
+    gate: asyncio.Lock
+
+
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _Entry]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _loop_shared(key: Hashable, build: Callable[[], Awaitable[_Shared]]) -> _Shared:
@@ -59,10 +71,13 @@ async def _loop_shared(key: Hashable, build: Callable[[], Awaitable[_Shared]]) -
     entries = _shared.setdefault(asyncio.get_running_loop(), {})
     entry = entries.get(key)
     now = time.monotonic()
-    if entry is None or now - entry[0] > SHARED_TTL or _failed(entry[1]):
-        entry = entries[key] = (now, asyncio.ensure_future(build()))
-    # shield: a caller cancelled while it waits (a killed trigger) must not cancel the others' build.
-    return await asyncio.shield(entry[1])
+    if entry is None or now - entry.built_at > SHARED_TTL or _failed(entry.build):
+        entry = entries[key] = _Entry(now, asyncio.ensure_future(build()), asyncio.Lock())
+    if entry.build.done():
+        return entry.build.result()
+    async with entry.gate:
+        # shield: a caller cancelled while it waits (a killed trigger) must not cancel the others' build.
+        return await asyncio.shield(entry.build)
 
 
 def _failed(build: asyncio.Task[_Shared]) -> bool:
@@ -102,7 +117,10 @@ class CartoAPIAsyncHook(CartoAuthHook):
             self.token_retry,
             self.max_response_bytes,
         )
-        return _Shared(auth, auth.api_async_transport(), auth.api_async_transport(accounts_url))
+        settings_of_jobs = await asyncio.to_thread(configured_job_settings)
+        return _Shared(
+            auth, auth.api_async_transport(), auth.api_async_transport(accounts_url), settings_of_jobs
+        )
 
     def __init__(
         self,
@@ -112,7 +130,16 @@ class CartoAPIAsyncHook(CartoAuthHook):
         **kwargs: Any,
     ) -> None:
         super().__init__(carto_conn_id, **kwargs)
-        self.status_words, self.unknown_status_patience = job_settings(status_words, None)
+        self._hook_status_words = status_words_of(status_words or {})  # checked now, merged per loop
+        self._job_settings: tuple[dict[str, str], float] | None = None
+
+    async def ajob_settings(self) -> tuple[dict[str, str], float]:
+        """The status words (``[carto] status_words``, then this hook's) and the unknown-status
+        patience (``[carto] unknown_status_patience``), the configuration read once per loop."""
+        if self._job_settings is None:
+            configured, patience = (await self._ashared()).job_settings
+            self._job_settings = ({**configured, **self._hook_status_words}, patience)
+        return self._job_settings
 
     async def aget_auth(self) -> CartoAuth:
         """The connection's :class:`~carto_provider.auth.CartoAuth` (the one of the running loop)."""
@@ -173,7 +200,7 @@ class CartoAPIAsyncHook(CartoAuthHook):
         kind = kind_of(kind)
         body = await self._akind_call(kind, "GET", kind.status_path(job_id, connection or CARTO_DW))
         return CartoJob.from_response(
-            kind, body, connection=connection, job_id=job_id, words=self.status_words
+            kind, body, connection=connection, job_id=job_id, words=(await self.ajob_settings())[0]
         )
 
     async def acancel(self, kind: str | JobKind, job_id: str, *, connection: str | None = None) -> CartoJob:
@@ -194,7 +221,7 @@ class CartoAPIAsyncHook(CartoAuthHook):
             return job
         self.log.info("Asked CARTO to cancel %s", kind.describe(job_id, connection))
         return CartoJob.from_response(
-            kind, body, connection=connection, job_id=job_id, words=self.status_words
+            kind, body, connection=connection, job_id=job_id, words=(await self.ajob_settings())[0]
         )
 
     async def aget_job(self, job_id: str, *, connection: str = CARTO_DW) -> CartoJob:

@@ -12,7 +12,7 @@ triggerer and frees the slot. Either way:
   it is running or succeeded (``reattach_states``), instead of paying for the same work twice.
 
 ``end_from_trigger=True`` (with ``deferrable``) lets the trigger end the task when the job ends,
-instead of a worker resuming it only to decode the event: see :func:`end_from_trigger_default`
+instead of a worker resuming it only to decode the event: see :func:`default_end_from_trigger`
 for what that gives up.
 """
 

@@ -196,7 +196,7 @@ class CartoJobTrigger(BaseTrigger):
         return TriggerEvent(event.to_json())
 
     async def _follow(self, hook: CartoAPIAsyncHook) -> JobEvent:
-        watch = JobWatch(self.poll_interval, self.end_time, hook.unknown_status_patience)
+        watch = JobWatch(self.poll_interval, self.end_time, (await hook.ajob_settings())[1])
         job = await self._poll(hook)
         while job is not None and (delay := watch.next_delay(job)) is not None:
             await asyncio.sleep(delay)

@@ -215,3 +215,30 @@ def test_shared_transports_keep_each_hooks_byte_budget_and_deadline(fast_carto):
     refused, seen, clients = asyncio.run(both())
     assert seen == job.job_id and "Bearer" not in str(refused)
     assert len(clients) == 2  # other timeouts: another client (the client carries the default timeout)
+
+
+def test_the_shared_client_queues_requests_beyond_its_slots_outside_httpcore(fast_carto):
+    """100 slow polls at once: at most MAX_CONNECTIONS reach httpcore's pool (whose bookkeeping is
+    quadratic in what it holds); the rest wait on the loop's semaphore, in order, and all succeed."""
+    from carto_provider.api._client_pool import MAX_CONNECTIONS
+
+    job = CartoSQLHook().submit_job("SELECT 1")
+    fast_carto.set_latency(f"GET /v3/sql/carto_dw/job/{job.job_id}", 0.3)
+
+    async def polls() -> tuple[list, int]:
+        hook = CartoAPIAsyncHook()
+        client, *_ = await (await hook.atransport())._http()
+        pool = client._transport._pool
+        peak = 0
+        tasks = [asyncio.ensure_future(hook.aget_job(job.job_id)) for _ in range(100)]
+        while not all(t.done() for t in tasks):
+            peak = max(peak, len(pool._requests))
+            await asyncio.sleep(0.005)
+        return [t.result() for t in tasks], peak
+
+    try:
+        results, peak = asyncio.run(polls())
+    finally:
+        fast_carto.set_latency(f"GET /v3/sql/carto_dw/job/{job.job_id}", 0)
+    assert {r.job_id for r in results} == {job.job_id}
+    assert 0 < peak <= MAX_CONNECTIONS
