@@ -295,8 +295,8 @@ def test_a_stuck_lock_holder_delays_others_by_a_bounded_time(carto_emulator, tmp
         [
             sys.executable,
             "-c",
-            "import filelock, sys, time; l = filelock.FileLock(sys.argv[1], preserve_lock_file=True); "
-            "l.acquire(); print('locked', flush=True); time.sleep(60)",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)",
             str(cache) + ".lock",
         ],
         stdout=subprocess.PIPE,

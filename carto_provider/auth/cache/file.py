@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carto_provider.auth.cache import _flock
 from carto_provider.auth.cache.stores import EMPTY, StoredEntry
 from carto_provider.auth.settings import DEFAULT_CACHE_DIR
 from carto_provider.auth.tokens import AccessToken
@@ -66,26 +67,6 @@ class _FileRead:
     ours: bool = True  # False: a file this package did not write (carto-auth's...): never replaced
     #: The file read, when it is not ours: (inode, mtime) to set it aside only if it is still the same.
     foreign: tuple[int, int] | None = None
-
-
-def _wait_for_shared_lock(fd: int, timeout: float) -> None:
-    """Block until a shared lock on ``fd`` is granted, or ``timeout`` passes; ``fd`` is closed (and the
-    lock released) by the helper thread once granted, even after a timeout (a stuck holder)."""
-    import fcntl
-
-    granted = threading.Event()
-
-    def block() -> None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-        except OSError:
-            pass
-        finally:
-            granted.set()
-            os.close(fd)
-
-    threading.Thread(target=block, name="carto-token-cache-wait", daemon=True).start()
-    granted.wait(timeout)
 
 
 class FileStore:
@@ -166,24 +147,9 @@ class FileStore:
         return self.path.with_name(f"{self.path.name}.{key.id[:16]}.lock")
 
     def wait_released(self, key: CacheKey, *, timeout: float) -> None:
-        """Wait for ``key``'s lock to be released: a shared ``flock``, granted to every waiter the
-        moment the holder lets go (``filelock`` retries every 50 ms, one exclusive holder at a time)."""
-        if not self._ready_for_disk():
-            return
-        try:
-            fd = os.open(self._key_lock_path(key), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:  # no lock file: nobody holds it (or it is unusable, which lock() reports)
-            return
-        import fcntl
-
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _wait_for_shared_lock(fd, timeout)
-            return
-        except OSError:
-            pass
-        os.close(fd)  # closing it releases the shared lock
+        """Wait for ``key``'s lock to be released: every waiter wakes the moment the holder lets go."""
+        if self._ready_for_disk():
+            _flock.wait_released(self._key_lock_path(key), timeout)
 
     # ------------------------------------------------------------------ the file
 
@@ -261,31 +227,22 @@ class FileStore:
         if not self._ready_for_disk() or not self._regular_or_absent(lock_path):
             yield None
             return
-        import filelock  # on the first refresh, not at DAG-parse time
-
-        lock = filelock.FileLock(
-            lock_path,
-            timeout=self.lock_timeout if blocking else 0,
-            mode=0o600,
-            preserve_lock_file=True,
-            thread_local=False,
-        )
         started = time.monotonic()
         try:
-            lock.acquire()
-        except filelock.Timeout:
+            release = _flock.acquire_exclusive(lock_path, self.lock_timeout if blocking else 0)
+        except OSError as exc:
+            self._go_memory_only(f"the lock file {lock_path} cannot be created ({exc.strerror or exc})")
+            yield None
+            return
+        if release is None:
             if blocking:
                 log.warning(
                     "Waited %.0f s for the CARTO token cache lock %s, held by a stuck process; "
                     "fetching a token without it",
                     time.monotonic() - started,
-                    self.lock_path,
+                    lock_path,
                 )
             yield False
-            return
-        except OSError as exc:
-            self._go_memory_only(f"the lock file {self.lock_path} cannot be created ({exc.strerror or exc})")
-            yield None
             return
         try:
             waited = time.monotonic() - started
@@ -293,7 +250,7 @@ class FileStore:
                 log.debug("Waited %.2f s for the CARTO token cache lock", waited)
             yield True
         finally:
-            lock.release()
+            release()
 
     def _regular_or_absent(self, path: Path) -> bool:
         """False (memory-only, one WARNING) when ``path`` is a FIFO, directory, device or socket:
