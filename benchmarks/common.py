@@ -238,6 +238,19 @@ def goal_ratio(ours: float, theirs: float) -> str:
     return f"ratio {ours / theirs:.2f}" if theirs else "ratio -"
 
 
+def replace_block(path: Path, start_marker: str, end_marker: str, body: str) -> bool:
+    """Put ``body`` between the first ``start_marker`` and the ``end_marker`` after it in ``path``,
+    on the lines between them, keeping both markers and the text around them; False, with the file
+    left untouched, when the markers are missing."""
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(start_marker) + ".*?" + re.escape(end_marker), re.S)
+    if not pattern.search(text):
+        return False
+    block = f"{start_marker}\n{body}\n{end_marker}"
+    path.write_text(pattern.sub(lambda _: block, text, count=1), encoding="utf-8")
+    return True
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
