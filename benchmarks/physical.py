@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import Any
@@ -120,7 +121,7 @@ def row(
 
 def physical(ctx: Context) -> Section:
     """Item 8: one table, every ratio from this run."""
-    started = time.monotonic()
+    started, load_before = time.monotonic(), os.getloadavg()
     p50 = cold_p50(ctx)
     rows = [
         row(
@@ -209,7 +210,8 @@ def physical(ctx: Context) -> Section:
         f"(baseline {shared['first_poll_max']:.2f} s), {ours['connections_most']} connections open at once "
         f"(baseline {shared['connections_most']}, opened {shared['connections_opened']}), baseline stall max "
         f"{shared['stall_max']:.3f} s, {ours['polls']} / {shared['polls']} polls, "
-        f"wall {ours['wall']:.0f} s / {shared['wall']:.0f} s; {JOB_SECONDS:.0f} s jobs, "
+        f"wall {ours['wall']:.0f} s / {shared['wall']:.0f} s, longest full-GC pause "
+        f"{full_gc(ours):.3f} s / {full_gc(shared):.3f} s; {JOB_SECONDS:.0f} s jobs, "
         f"poll_interval={POLL_INTERVAL:.0f}. "
         f"Section time {time.monotonic() - started:.0f} s."
     )
@@ -219,5 +221,16 @@ def physical(ctx: Context) -> Section:
         method_text(__doc__),
         table(["Figure", "This project", "Baseline", "Ratio", "Goal"], rows),
         notes=[detail],
-        environment=ctx.environment(),
+        environment=f"{ctx.environment()}; load average {loads(load_before)} at the start, "
+        f"{loads(os.getloadavg())} at the end",
     )
+
+
+def full_gc(figures: dict[str, Any]) -> float:
+    """The triggerer child's longest generation-2 collection."""
+    return float((figures.get("gc_pause_max") or [0.0, 0.0, 0.0])[-1])
+
+
+def loads(averages: tuple[float, float, float]) -> str:
+    """``os.getloadavg()`` as ``1-min/5-min/15-min``."""
+    return "/".join(f"{x:.2f}" for x in averages)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import json
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -74,6 +77,23 @@ class AirflowApi:
                 raise TimeoutError(f"runs of {dag_id} not finished after {timeout:.0f}s: {states}")
             time.sleep(1)
 
+    def wait_until_idle(self, dag_id: str, timeout: float = 300) -> None:
+        """Wait until the scheduler has no run of ``dag_id`` to create or finish: unpausing a
+        scheduled DAG (``catchup=False``) starts its latest interval's run, and a run triggered
+        meanwhile would queue behind it (``max_active_runs=1``) and count its time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            due = self.get(f"/dags/{dag_id}")["next_dagrun_run_after"]
+            due_now = due is not None and datetime.fromisoformat(due) <= datetime.now(timezone.utc)
+            active = self.get(f"/dags/{dag_id}/dagRuns", state=["queued", "running"])["total_entries"]
+            if not due_now and not active:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{dag_id} still busy after {timeout:.0f} s (due: {due}, active: {active})"
+                )
+            time.sleep(0.5)
+
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
         """The run's task instances by task id (mapped tasks not expected)."""
         found = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100)["task_instances"]
@@ -83,3 +103,14 @@ class AirflowApi:
         """Every try of a task instance, oldest first (``hostname``, ``state``, ``try_number``...)."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries"
         return sorted(self.get(path)["task_instances"], key=lambda t: t["try_number"])
+
+    def return_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        """The task's ``return_value`` XCom, decoded (the API gives it as stored, JSON or its text)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        value = self.get(path, deserialize=True)["value"]
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return json.loads(value)
+            with contextlib.suppress(ValueError, SyntaxError):
+                return ast.literal_eval(value)
+        return value

@@ -33,8 +33,10 @@ class RunCost:
 
 
 def run_and_count_slot_seconds(cluster: AirflowCluster, dag_id: str, timeout: float = 300) -> RunCost:
-    """Trigger ``dag_id`` through the API and watch the run to its end."""
+    """Trigger ``dag_id`` through the API, once the scheduler's own runs of it are over, and watch
+    the run to its end."""
     api = cluster.api
+    api.wait_until_idle(dag_id)
     started = time.monotonic()
     run_id = api.trigger(dag_id)
     slot_seconds, last = 0.0, started
