@@ -21,7 +21,7 @@ import re
 import time
 from typing import Any
 
-from benchmarks.bursts import COLD_SIZES, run_burst
+from benchmarks.bursts import COLD_SIZES, run_burst, warm_up_emulator
 from benchmarks.common import (
     RESULTS,
     BenchmarkError,
@@ -50,6 +50,7 @@ CLUSTER_ROW = re.compile(r"`carto_daily_etl`, one run end to end[^|]*\| ([\d.]+)
 def cold_p50(ctx: Context) -> dict[tuple[int, str], float]:
     """The cold bursts' p50 by (N, library): section 1's, or measured now."""
     if "cold_p50" not in ctx.figures:
+        warm_up_emulator(ctx)
         ctx.figures["cold_p50"] = {
             (n, lib): percentile(run_burst(ctx, lib, ctx.home("physical", f"{lib}-{n}"), n).times, 50)
             for n in COLD_SIZES
