@@ -62,7 +62,10 @@ def requirements() -> list[str]:
         f"apache-airflow=={airflow}",
         os.environ.get("BENCH_GOOGLE_PROVIDER", GOOGLE_PROVIDER),
         "-e",
-        f"{REPO}[bench]",
+        str(REPO),
+        # carto-auth, for its row: a PEP 735 dependency group of pyproject.toml (run with cwd=REPO).
+        "--group",
+        "bench",
     ]
 
 

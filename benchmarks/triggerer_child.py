@@ -65,15 +65,20 @@ class GcPauses:
 
     def __init__(self) -> None:
         self.longest = [0.0, 0.0, 0.0]
+        #: Every full (generation 2) collection: seconds since the start, and how long it took.
+        self.full: list[tuple[float, float]] = []
         self._began = 0.0
+        self._origin = time.perf_counter()
         gc.callbacks.append(self.callback)
 
     def callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._began = time.perf_counter()
         else:
-            generation = info["generation"]
-            self.longest[generation] = max(self.longest[generation], time.perf_counter() - self._began)
+            generation, took = info["generation"], time.perf_counter() - self._began
+            self.longest[generation] = max(self.longest[generation], took)
+            if generation == 2:
+                self.full.append((round(self._began - self._origin, 2), round(took, 3)))
 
 
 async def ticker(stalls: list[tuple[float, float]], done: asyncio.Event, started: float) -> None:
@@ -192,6 +197,7 @@ async def measure(mode: str, url: str, job_ids: list[str], poll_interval: float)
         "first_poll_max": max(first, default=float("nan")),
         "wall": wall,
         "gc_pause_max": pauses.longest,
+        "gc_full": pauses.full,
     }
 
 

@@ -45,6 +45,38 @@ class SharedClient(NamedTuple):
     slots: asyncio.Semaphore
 
 
+class Turn:
+    """One request's slot of a shared client: taken before anything of the request is built (a
+    request waiting for its turn holds a few coroutine frames, not its retry machinery and deadline
+    timers: at 1000 triggers that is the garbage collector's work), given back while the request
+    sleeps between tries, so a backoff never holds a connection."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self.slots = slots
+        self.held = False
+
+    async def __aenter__(self) -> Turn:
+        await self.slots.acquire()
+        self.held = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._give_back()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` without the slot, then queue for it again (tenacity's ``sleep``)."""
+        self._give_back()
+        await asyncio.sleep(seconds)
+        await self.slots.acquire()
+        self.held = True
+
+    def _give_back(self) -> None:
+        # A request cancelled while it queued again holds no slot: nothing to give back.
+        if self.held:
+            self.held = False
+            self.slots.release()
+
+
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, SharedClient]] = (
     weakref.WeakKeyDictionary()
 )

@@ -70,6 +70,8 @@ from carto_provider.errors import CartoAPIError
 if TYPE_CHECKING:
     import httpx
 
+    from carto_provider.api._client_pool import Turn
+
 log = logging.getLogger(__name__)
 
 #: (connect, read) seconds. CARTO's synchronous APIs give up after one minute themselves.
@@ -344,8 +346,8 @@ class AsyncTransport(_Base):
             await self._client.aclose()
             self._client = None
 
-    async def _http(self) -> tuple[httpx.AsyncClient, contextlib.AbstractAsyncContextManager[Any]]:
-        """The client to send through, and the slot to hold while a request is on it."""
+    async def _http(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore | None]:
+        """The client to send through, and the slots a request takes a turn of (a shared client's)."""
         from carto_provider.api._client_pool import averify_for, shared_client
 
         if self.shared_client:
@@ -359,7 +361,7 @@ class AsyncTransport(_Base):
             verify = await averify_for(self.base_url)
             self._client = httpx.AsyncClient(verify=verify, **self._client_options())
             self._loop = loop
-        return self._client, contextlib.nullcontext()
+        return self._client, None
 
     async def _token(self, rejected: str | None) -> str | None:
         if self.atokens is not None:
@@ -367,9 +369,24 @@ class AsyncTransport(_Base):
         return None if self.tokens is None else await asyncio.to_thread(self.tokens, rejected)
 
     async def arequest(self, method: str, path: str, **options: Any) -> httpx.Response:
-        """The async :meth:`Transport.request` (same options)."""
+        """The async :meth:`Transport.request` (same options). On a shared client the request first
+        waits for its turn (:class:`~carto_provider.api._client_pool.Turn`); the wait is not charged
+        to the attempt's deadline, which bounds CARTO's answer."""
+        from carto_provider.api._client_pool import Turn
+
+        client, slots = await self._http()
+        if slots is None:
+            return await self._arequest(client, None, method, path, options)
+        async with Turn(slots) as turn:
+            # Tokens are refreshed in a worker thread over a sync client, never through this one, so
+            # a turn held while the token is awaited cannot starve the refresh.
+            return await self._arequest(client, turn, method, path, options)
+
+    async def _arequest(
+        self, client: httpx.AsyncClient, turn: Turn | None, method: str, path: str, options: dict[str, Any]
+    ) -> httpx.Response:
         call = self._call(method, path, options)
-        retrying = tenacity.AsyncRetrying(**call.retry)
+        retrying = tenacity.AsyncRetrying(**call.retry, sleep=turn.sleep if turn else asyncio.sleep)
 
         async def attempt(token: str | None) -> httpx.Response:
             import anyio
@@ -377,8 +394,7 @@ class AsyncTransport(_Base):
 
             try:
                 with anyio.fail_after(call.total):
-                    client, slot = await self._http()
-                    async with slot, client.stream(**call.request(token)) as response:
+                    async with client.stream(**call.request(token)) as response:
                         await aread_bounded(response, call.max_body)
             except TimeoutError:
                 raise httpx.ReadTimeout(f"no complete answer within {call.total:g} s") from None

@@ -133,3 +133,58 @@ def test_the_async_hook_reads_through_one_transport(carto_emulator, carto_connec
         await hook.aclose()
 
     asyncio.run(poll_twice())
+
+
+def test_a_shared_client_request_gives_its_slot_back_while_it_waits_to_retry(carto_emulator, emulator_token):
+    """One slot: a request backing off after a 503 lets another through meanwhile, and both end
+    with the slot free (none leaked, none created)."""
+    from carto_provider.api import _client_pool
+
+    async def scenario() -> tuple[list[str], int]:
+        async def token(rejected: str | None) -> str:
+            return emulator_token
+
+        retrying = CartoRetryPolicy(attempts=3, initial_wait=0.5, max_wait=0.5)
+        transport = AsyncTransport(carto_emulator.url, atokens=token, shared_client=True, policy=retrying)
+        await transport.arequest("GET", "/v3/sql/jobs")  # builds the loop's client
+        clients = _client_pool._clients[asyncio.get_running_loop()]
+        ((key, shared),) = clients.items()
+        one_slot = asyncio.Semaphore(1)
+        clients[key] = _client_pool.SharedClient(shared.client, one_slot)
+        carto_emulator.add_fault("GET /v3/sql/jobs", 503, times=1)
+        ended: list[str] = []
+
+        async def call(name: str, path: str) -> None:
+            await transport.arequest("GET", path)
+            ended.append(name)
+
+        backing_off = asyncio.ensure_future(call("retried", "/v3/sql/jobs"))
+        await asyncio.sleep(0.1)  # its first try has failed; it sleeps 0.5 s before the next
+        await call("other", "/v3/sql/jobs")  # the fault is used up
+        await backing_off
+        return ended, one_slot._value
+
+    ended, free = asyncio.run(scenario())
+    assert ended == ["other", "retried"]
+    assert free == 1
+
+
+def test_a_turn_cancelled_while_it_queues_again_gives_back_nothing():
+    from carto_provider.api._client_pool import Turn
+
+    async def scenario() -> int:
+        slots = asyncio.Semaphore(1)
+        turn = Turn(slots)
+        await turn.__aenter__()
+        other = asyncio.ensure_future(slots.acquire())  # takes the slot while the turn sleeps
+        sleeping = asyncio.ensure_future(turn.sleep(0.01))
+        await asyncio.sleep(0.1)
+        sleeping.cancel()  # cancelled while it waits for the slot again
+        with pytest.raises(asyncio.CancelledError):
+            await sleeping
+        await turn.__aexit__(None, None, None)
+        assert await other
+        slots.release()
+        return slots._value
+
+    assert asyncio.run(scenario()) == 1
