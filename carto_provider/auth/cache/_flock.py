@@ -1,10 +1,12 @@
-"""Cross-process locks on a lock file, with waits that end the moment the holder lets go.
+"""Cross-process locks on a lock file: ``flock`` on POSIX, ``filelock`` on Windows (no ``flock``).
 
-``flock`` on POSIX: a blocked ``flock`` call is woken by the kernel when the lock is released, so a
-waiter learns of a new token at once, where ``filelock`` retries every 50 ms, and a thousand waiters
-cost nothing while they wait. A blocking call cannot time out by itself, so it runs in a helper thread;
-a caller that stops waiting (a stuck holder) leaves the thread to release the lock as soon as it is
-granted. On Windows (no ``flock``) ``filelock`` does the same with its polling.
+Waiting for another process's token fetch (:func:`wait_released`) ends the moment the holder lets
+go: a blocked ``flock`` is woken by the kernel, for every waiter at once, where ``filelock`` retries
+every 50 ms. A blocking call cannot time out by itself, so it runs in a helper thread; a caller that
+stops waiting (a stuck holder) leaves the thread to drop the shared lock as soon as it is granted.
+Taking the lock (:func:`acquire_exclusive`) polls instead, from 1 ms up to every 50 ms: a helper
+thread still blocked for a caller that gave up would take the lock when it frees, and hold it from
+the next taker for an instant. Fetches hold it; waiters of a fetch only wait for its release.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,8 +36,9 @@ def acquire_exclusive(path: Path, timeout: float) -> Release | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        if timeout <= 0 or not _wait_for(fd, fcntl.LOCK_EX, timeout):
-            return None  # the fd is closed: by us, or by the helper thread once it gets the lock
+        if not _poll_for(fd, fcntl.LOCK_EX, timeout):
+            os.close(fd)
+            return None
     except BaseException:
         os.close(fd)
         raise
@@ -64,6 +68,22 @@ def wait_released(path: Path, timeout: float) -> None:
     except OSError:
         pass
     os.close(fd)
+
+
+def _poll_for(fd: int, operation: int, timeout: float) -> bool:
+    """Try ``flock(fd, operation)`` until it is granted (True) or ``timeout`` passes (False)."""
+    import fcntl
+
+    deadline, pause = time.monotonic() + timeout, 0.001
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.05)
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            continue
+    return False
 
 
 def _wait_for(fd: int, operation: int, timeout: float) -> bool:
