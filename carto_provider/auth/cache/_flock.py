@@ -36,7 +36,7 @@ def acquire_exclusive(path: Path, timeout: float) -> Release | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        if not _poll_for(fd, fcntl.LOCK_EX, timeout):
+        if not _poll_exclusive(fd, timeout):
             os.close(fd)
             return None
     except BaseException:
@@ -62,16 +62,15 @@ def wait_released(path: Path, timeout: float) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        if _wait_for(fd, fcntl.LOCK_SH, timeout):
-            os.close(fd)
+        _wait_for_shared(fd, timeout)
         return
     except OSError:
         pass
     os.close(fd)
 
 
-def _poll_for(fd: int, operation: int, timeout: float) -> bool:
-    """Try ``flock(fd, operation)`` until it is granted (True) or ``timeout`` passes (False)."""
+def _poll_exclusive(fd: int, timeout: float) -> bool:
+    """Try ``flock(fd, LOCK_EX)`` until it is granted (True) or ``timeout`` passes (False)."""
     import fcntl
 
     deadline, pause = time.monotonic() + timeout, 0.001
@@ -79,39 +78,31 @@ def _poll_for(fd: int, operation: int, timeout: float) -> bool:
         time.sleep(min(pause, left))
         pause = min(pause * 2, 0.05)
         try:
-            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
             continue
     return False
 
 
-def _wait_for(fd: int, operation: int, timeout: float) -> bool:
-    """Block in a helper thread until ``flock(fd, operation)`` is granted (True: the caller owns
-    ``fd``) or ``timeout`` passes (False: ``fd`` is closed now or, once granted, by the thread)."""
+def _wait_for_shared(fd: int, timeout: float) -> None:
+    """Block in a helper thread until a shared lock on ``fd`` is granted, or ``timeout`` passes.
+    The thread closes ``fd`` (dropping the lock) once granted, also after the caller stopped waiting."""
     import fcntl
 
-    done = threading.Event()
-    guard = threading.Lock()
-    outcome = {"granted": False, "abandoned": False}
+    granted = threading.Event()
 
     def block() -> None:
         try:
-            fcntl.flock(fd, operation)
-            granted = True
+            fcntl.flock(fd, fcntl.LOCK_SH)
         except OSError:
-            granted = False
-        with guard:
-            outcome["granted"] = granted and not outcome["abandoned"]
-            if not outcome["granted"]:
-                os.close(fd)
-        done.set()
+            pass
+        finally:
+            os.close(fd)
+            granted.set()
 
-    threading.Thread(target=block, name="carto-token-cache-lock", daemon=True).start()
-    done.wait(timeout)
-    with guard:
-        outcome["abandoned"] = True
-        return outcome["granted"]
+    threading.Thread(target=block, name="carto-token-cache-wait", daemon=True).start()
+    granted.wait(timeout)
 
 
 def _acquire_with_filelock(path: Path, timeout: float) -> Release | None:  # pragma: no cover
